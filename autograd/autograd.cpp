@@ -1,0 +1,103 @@
+#include "autograd/autograd.h"
+
+#include <unordered_set>
+
+namespace swiattn {
+
+const char* op_name(OpId op) {
+  switch (op) {
+    case OpId::Leaf: return "leaf";
+#define SWIATTN_OP_CASE(name, str) \
+  case OpId::name: return str;
+    SWIATTN_OPS(SWIATTN_OP_CASE)
+#undef SWIATTN_OP_CASE
+  }
+  return "?";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Var
+
+Var::Var(Tensor value, bool requires_grad, std::string name) : node_(std::make_shared<Node>()) {
+  if (requires_grad && value.dtype() != DType::F32 && value.dtype() != DType::F64)
+    throw Error("Var: only float tensors can require a gradient, got " +
+                std::string(dtype_name(value.dtype())) + " " + shape_str(value.shape()));
+  node_->value = std::move(value);
+  node_->requires_grad = requires_grad;
+  node_->name = std::move(name);
+}
+
+static Node& checked(const std::shared_ptr<Node>& node) {
+  if (!node) throw Error("Var: use of an undefined Var");
+  return *node;
+}
+
+const Tensor& Var::value() const { return checked(node_).value; }
+bool Var::requires_grad() const { return checked(node_).requires_grad; }
+const std::string& Var::name() const { return checked(node_).name; }
+OpId Var::op() const { return checked(node_).op; }
+const Tensor& Var::grad() const { return checked(node_).grad; }
+void Var::zero_grad() const { checked(node_).grad = Tensor(); }
+
+Tensor& Var::grad_buffer() const {
+  Node& n = checked(node_);
+  if (!n.grad.defined()) n.grad = Tensor::zeros(n.value.shape(), n.value.dtype());
+  return n.grad;
+}
+
+Var make_op_result(OpId op, Tensor value, std::vector<Var> inputs,
+                   std::function<void(const Tensor&)> backward) {
+  Var out;
+  out.node_ = std::make_shared<Node>();
+  out.node_->value = std::move(value);
+  out.node_->op = op;
+  bool needs_grad = false;
+  for (const Var& v : inputs) needs_grad = needs_grad || v.requires_grad();
+  if (grad_enabled() && needs_grad && backward) {
+    out.node_->requires_grad = true;
+    out.node_->inputs = std::move(inputs);
+    out.node_->backward = std::move(backward);
+  }
+  return out;
+}
+
+void Var::backward() const {
+  Node& root = checked(node_);
+  if (root.value.numel() != 1)
+    throw Error("backward: the output must be a scalar, got shape " + shape_str(root.value.shape()));
+  if (!root.requires_grad)
+    throw Error("backward: the output does not depend on any Var that requires a gradient");
+
+  // Topological order by iterative depth-first search (inputs before the nodes that use them).
+  std::vector<Node*> order;
+  std::unordered_set<Node*> visited;
+  std::vector<std::pair<Node*, size_t>> stack{{node_.get(), 0}};
+  visited.insert(node_.get());
+  while (!stack.empty()) {
+    auto& [node, next_input] = stack.back();
+    if (next_input < node->inputs.size()) {
+      Node* child = node->inputs[next_input++].node();
+      if (child->requires_grad && visited.insert(child).second) stack.push_back({child, 0});
+    } else {
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+
+  grad_buffer().fill(1.0);  // dL/dL = 1
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    Node* node = *it;
+    if (node->backward && node->grad.defined()) node->backward(node->grad);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradient mode
+
+static thread_local bool g_grad_enabled = true;
+
+bool grad_enabled() { return g_grad_enabled; }
+NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+
+}  // namespace swiattn

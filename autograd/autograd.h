@@ -1,0 +1,87 @@
+// autograd/autograd.h: reverse-mode automatic differentiation on a DAG.
+//
+// A Var is a node of the graph: a value tensor, a gradient tensor of the same shape, and (if it
+// was produced by an op while gradients are enabled) the op's backward function and its inputs.
+// Var::backward() on a scalar sorts the graph reachable from it topologically and runs each
+// node's backward once, outputs before inputs.
+//
+// The one accumulation rule: every backward ADDS into its inputs' gradients (+=). A Var used by
+// several ops (a residual stream, a tied embedding, K and V read by many queries) therefore ends
+// with the sum of all contributions, which is the chain rule for a node with several consumers.
+// It also means parameter gradients keep accumulating across backward() calls until zero_grad().
+//
+// Each op lives in one autograd/ops_*.cpp file: its forward computation, and directly below it
+// the backward closure, which restates the forward line it differentiates in a comment.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/op_list.h"
+#include "tensor/tensor.h"
+
+namespace swiattn {
+
+struct Node;
+
+class Var {
+ public:
+  Var() = default;
+  // A leaf: a parameter (requires_grad = true) or a constant input.
+  explicit Var(Tensor value, bool requires_grad = false, std::string name = "");
+
+  bool defined() const { return node_ != nullptr; }
+  const Tensor& value() const;
+  const Shape& shape() const { return value().shape(); }
+  DType dtype() const { return value().dtype(); }
+  bool requires_grad() const;
+  const std::string& name() const;
+  OpId op() const;  // OpId::Leaf for leaves
+
+  // The gradient dL/d(this); undefined until some backward reaches this Var.
+  const Tensor& grad() const;
+  // The gradient buffer, allocated as zeros on first use: what backward closures add into.
+  Tensor& grad_buffer() const;
+  void zero_grad() const;  // drops the gradient (it becomes undefined again)
+
+  // Runs reverse-mode differentiation from this scalar, seeding dL/dL = 1.
+  void backward() const;
+
+  Node* node() const { return node_.get(); }
+
+ private:
+  friend Var make_op_result(OpId, Tensor, std::vector<Var>, std::function<void(const Tensor&)>);
+  std::shared_ptr<Node> node_;
+};
+
+struct Node {
+  Tensor value;
+  Tensor grad;
+  bool requires_grad = false;
+  OpId op = OpId::Leaf;
+  std::string name;
+  std::vector<Var> inputs;                          // the op's inputs (empty for leaves)
+  std::function<void(const Tensor& dout)> backward;  // adds into the inputs' grad_buffer()
+};
+
+// Creates an op's output Var. If gradients are enabled and any input requires a gradient, the
+// result records the inputs and the backward closure; otherwise it is a constant leaf.
+Var make_op_result(OpId op, Tensor value, std::vector<Var> inputs,
+                   std::function<void(const Tensor& dout)> backward);
+
+// Gradient mode. Evaluation runs under NoGradGuard: ops then build no graph at all.
+bool grad_enabled();
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+}  // namespace swiattn

@@ -1,0 +1,126 @@
+// autograd/ops_elementwise.cpp: broadcasting add / sub / mul, scale, and the pointwise
+// nonlinearities (sigmoid, SiLU, softplus, the SwiGLU product).
+#include "autograd/ops.h"
+#include "kernels/cpu/elementwise.h"
+
+namespace swiattn {
+
+static Var binary_op(OpId op, cpu::BinaryKind kind, const Var& a, const Var& b) {
+  const char* name = op_name(op);
+  const Tensor& A = a.value();
+  const Tensor& B = b.value();
+  check_float(name, A);
+  check_float(name, B);
+  check_same_dtype(name, A, B);
+  const cpu::BroadcastPlan plan = cpu::plan_broadcast(name, A.shape(), B.shape());
+  Tensor out = Tensor::empty(plan.out, A.dtype());
+  dispatch_float(A.dtype(), name, [&](auto zero) {
+    using T = decltype(zero);
+    cpu::binary_forward<T>(kind, plan, A.data<T>(), B.data<T>(), out.data<T>());
+  });
+  return make_op_result(op, out, {a, b}, [=](const Tensor& dout) {
+    // add: da += dout, db += dout;  sub: db -= dout;  mul: da += dout b, db += dout a
+    dispatch_float(A.dtype(), name, [&](auto zero) {
+      using T = decltype(zero);
+      cpu::binary_backward<T>(kind, plan, A.data<T>(), B.data<T>(), dout.data<T>(),
+                              a.requires_grad() ? a.grad_buffer().data<T>() : nullptr,
+                              b.requires_grad() ? b.grad_buffer().data<T>() : nullptr);
+    });
+  });
+}
+
+Var add(const Var& a, const Var& b) { return binary_op(OpId::Add, cpu::BinaryKind::Add, a, b); }
+Var sub(const Var& a, const Var& b) { return binary_op(OpId::Sub, cpu::BinaryKind::Sub, a, b); }
+Var mul(const Var& a, const Var& b) { return binary_op(OpId::Mul, cpu::BinaryKind::Mul, a, b); }
+
+Var scale(const Var& x, double c) {
+  const Tensor& X = x.value();
+  check_float("scale", X);
+  Tensor y = Tensor::empty(X.shape(), X.dtype());
+  dispatch_float(X.dtype(), "scale", [&](auto zero) {
+    using T = decltype(zero);
+    cpu::scale_forward<T>(X.numel(), T(c), X.data<T>(), y.data<T>());
+  });
+  return make_op_result(OpId::Scale, y, {x}, [=](const Tensor& dy) {
+    // y = c x  =>  dx += c dy
+    dispatch_float(X.dtype(), "scale", [&](auto zero) {
+      using T = decltype(zero);
+      cpu::scale_backward<T>(X.numel(), T(c), dy.data<T>(), x.grad_buffer().data<T>());
+    });
+  });
+}
+
+Var sigmoid(const Var& x) {
+  const Tensor& X = x.value();
+  check_float("sigmoid", X);
+  Tensor y = Tensor::empty(X.shape(), X.dtype());
+  dispatch_float(X.dtype(), "sigmoid", [&](auto zero) {
+    using T = decltype(zero);
+    cpu::sigmoid_forward<T>(X.numel(), X.data<T>(), y.data<T>());
+  });
+  return make_op_result(OpId::Sigmoid, y, {x}, [=](const Tensor& dy) {
+    // y = sigmoid(x)  =>  dx += dy y (1 - y)
+    dispatch_float(X.dtype(), "sigmoid", [&](auto zero) {
+      using T = decltype(zero);
+      cpu::sigmoid_backward<T>(X.numel(), y.data<T>(), dy.data<T>(), x.grad_buffer().data<T>());
+    });
+  });
+}
+
+Var silu(const Var& x) {
+  const Tensor& X = x.value();
+  check_float("silu", X);
+  Tensor y = Tensor::empty(X.shape(), X.dtype());
+  dispatch_float(X.dtype(), "silu", [&](auto zero) {
+    using T = decltype(zero);
+    cpu::silu_forward<T>(X.numel(), X.data<T>(), y.data<T>());
+  });
+  return make_op_result(OpId::Silu, y, {x}, [=](const Tensor& dy) {
+    // y = x sigmoid(x)  =>  dx += dy (s + x s (1 - s))
+    dispatch_float(X.dtype(), "silu", [&](auto zero) {
+      using T = decltype(zero);
+      cpu::silu_backward<T>(X.numel(), X.data<T>(), dy.data<T>(), x.grad_buffer().data<T>());
+    });
+  });
+}
+
+Var softplus(const Var& x) {
+  const Tensor& X = x.value();
+  check_float("softplus", X);
+  Tensor y = Tensor::empty(X.shape(), X.dtype());
+  dispatch_float(X.dtype(), "softplus", [&](auto zero) {
+    using T = decltype(zero);
+    cpu::softplus_forward<T>(X.numel(), X.data<T>(), y.data<T>());
+  });
+  return make_op_result(OpId::Softplus, y, {x}, [=](const Tensor& dy) {
+    // y = log(1 + e^x)  =>  dx += dy sigmoid(x)
+    dispatch_float(X.dtype(), "softplus", [&](auto zero) {
+      using T = decltype(zero);
+      cpu::softplus_backward<T>(X.numel(), X.data<T>(), dy.data<T>(), x.grad_buffer().data<T>());
+    });
+  });
+}
+
+Var swiglu(const Var& a, const Var& b) {
+  const Tensor& A = a.value();
+  const Tensor& B = b.value();
+  check_float("swiglu", A);
+  check_same_dtype("swiglu", A, B);
+  check_same_shape("swiglu", A, B);
+  Tensor y = Tensor::empty(A.shape(), A.dtype());
+  dispatch_float(A.dtype(), "swiglu", [&](auto zero) {
+    using T = decltype(zero);
+    cpu::swiglu_forward<T>(A.numel(), A.data<T>(), B.data<T>(), y.data<T>());
+  });
+  return make_op_result(OpId::Swiglu, y, {a, b}, [=](const Tensor& dy) {
+    // y = silu(a) b  =>  da += dy b silu'(a),  db += dy silu(a)
+    dispatch_float(A.dtype(), "swiglu", [&](auto zero) {
+      using T = decltype(zero);
+      cpu::swiglu_backward<T>(A.numel(), A.data<T>(), B.data<T>(), dy.data<T>(),
+                              a.requires_grad() ? a.grad_buffer().data<T>() : nullptr,
+                              b.requires_grad() ? b.grad_buffer().data<T>() : nullptr);
+    });
+  });
+}
+
+}  // namespace swiattn

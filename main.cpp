@@ -1,0 +1,2 @@
+#include <cstdio>
+int main() { std::puts("swiattn: CLI under construction"); return 1; }
