@@ -1,2 +1,87 @@
-#include <cstdio>
-int main() { std::puts("swiattn: CLI under construction"); return 1; }
+// main.cpp: the one command-line binary, build/swiattn.
+//
+//   swiattn train [--config FILE.json] [--set section.key=value]... [--out DIR] [--print-config]
+//
+// With no --config the embedded default (train/config.h) is used: a tiny byte-level model on
+// real English text that trains on 2 CPU cores in a few minutes.
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "train/config.h"
+#include "train/trainer.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: swiattn <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  train      train a model (the embedded default needs no options)\n"
+    "  eval       (not implemented yet: arrives with the evaluation harness)\n"
+    "  generate   (not implemented yet: arrives with KV-cache decoding)\n"
+    "  bench      (not implemented yet: arrives with the CUDA backend)\n"
+    "\n"
+    "options for train:\n"
+    "  --config FILE.json      read the configuration (sections model, train, data)\n"
+    "  --set SECTION.KEY=VAL   override one key, e.g. --set train.steps=100 (repeatable)\n"
+    "  --out DIR               output folder (default runs/train)\n"
+    "  --print-config          print the resolved configuration as JSON and exit\n";
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+int run_train(const std::vector<std::string>& args) {
+  std::string config_path, out_dir = "runs/train";
+  std::vector<std::string> overrides;
+  bool print_config = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> const std::string& {
+      if (i + 1 >= args.size()) throw UsageError(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "--config") config_path = value();
+    else if (a == "--set") overrides.push_back(value());
+    else if (a == "--out") out_dir = value();
+    else if (a == "--print-config") print_config = true;
+    else throw UsageError("unknown option for train: " + a);
+  }
+  swiattn::Config config = config_path.empty() ? swiattn::Config{} : swiattn::load_config_file(config_path);
+  for (const std::string& o : overrides) swiattn::apply_override(config, o);
+  swiattn::validate_config(config);
+  if (print_config) {
+    std::cout << swiattn::config_to_json(config).dump(2) << "\n";
+    return 0;
+  }
+  swiattn::run_training(config, out_dir, std::cout);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  const std::string command = args[0];
+  args.erase(args.begin());
+  try {
+    if (command == "train") return run_train(args);
+    if (command == "eval" || command == "generate" || command == "bench") {
+      std::cerr << "swiattn " << command << ": not implemented yet\n";
+      return 2;
+    }
+    throw UsageError("unknown command: " + command);
+  } catch (const UsageError& e) {
+    std::cerr << "swiattn: " << e.what() << "\n\n" << kUsage;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "swiattn " << command << ": error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,39 @@
+#include "model/config.h"
+
+#include "tensor/tensor.h"
+
+namespace swiattn {
+
+int64_t ModelConfig::layer_window(int64_t layer) const {
+  if (layer_types.empty() || layer_types.at(layer) == "full") return 0;
+  return sliding_window;
+}
+
+static void require(bool ok, const std::string& key, const std::string& what) {
+  if (!ok) throw Error("model." + key + ": " + what);
+}
+
+void ModelConfig::validate() const {
+  require(vocab_size >= 1, "vocab_size", "must be >= 1, got " + std::to_string(vocab_size));
+  require(hidden_size >= 1, "hidden_size", "must be >= 1, got " + std::to_string(hidden_size));
+  require(num_hidden_layers >= 1, "num_hidden_layers", "must be >= 1, got " + std::to_string(num_hidden_layers));
+  require(num_attention_heads >= 1, "num_attention_heads", "must be >= 1, got " + std::to_string(num_attention_heads));
+  require(num_key_value_heads >= 1 && num_attention_heads % num_key_value_heads == 0,
+          "num_key_value_heads", "must be >= 1 and divide num_attention_heads (" +
+          std::to_string(num_attention_heads) + "), got " + std::to_string(num_key_value_heads));
+  require(head_dim >= 2 && head_dim % 2 == 0, "head_dim", "must be even and >= 2 (RoPE rotates pairs), got " + std::to_string(head_dim));
+  require(intermediate_size >= 1, "intermediate_size", "must be >= 1, got " + std::to_string(intermediate_size));
+  require(sliding_window >= 1, "sliding_window", "must be >= 1, got " + std::to_string(sliding_window));
+  require(layer_types.empty() || static_cast<int64_t>(layer_types.size()) == num_hidden_layers,
+          "layer_types", "needs one entry per layer (" + std::to_string(num_hidden_layers) + "), got " +
+          std::to_string(layer_types.size()));
+  for (size_t i = 0; i < layer_types.size(); ++i)
+    require(layer_types[i] == "full" || layer_types[i] == "swa", "layer_types",
+            "entry " + std::to_string(i) + " is \"" + layer_types[i] + "\"; expected \"full\" or \"swa\"");
+  require(rope_theta > 0, "rope_theta", "must be > 0");
+  require(rms_norm_eps > 0, "rms_norm_eps", "must be > 0");
+  require(max_position_embeddings >= 1, "max_position_embeddings", "must be >= 1");
+  require(initializer_range > 0, "initializer_range", "must be > 0");
+}
+
+}  // namespace swiattn

@@ -1,0 +1,33 @@
+// model/config.h: the model's configuration. Field names follow the Hugging Face config.json
+// convention so a checkpoint's config reads the same in both ecosystems.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace swiattn {
+
+struct ModelConfig {
+  int64_t vocab_size = 256;               // V: 256 for the byte tokenizer, 50257 for GPT-2 BPE
+  int64_t hidden_size = 128;              // C = d_model
+  int64_t num_hidden_layers = 4;          // L
+  int64_t num_attention_heads = 4;        // H, query heads
+  int64_t num_key_value_heads = 2;        // Hkv; H must be a multiple of it
+  int64_t head_dim = 32;                  // D; even (RoPE rotates pairs)
+  int64_t intermediate_size = 384;        // SwiGLU hidden width
+  int64_t sliding_window = 64;            // W: keys a `swa` query reads, itself included
+  std::vector<std::string> layer_types;   // one per layer: "full" | "swa"; empty = all "full"
+  double rope_theta = 10000.0;            // RoPE base
+  double rms_norm_eps = 1e-6;
+  bool tie_word_embeddings = true;        // output head = embedding matrix
+  int64_t max_position_embeddings = 1024; // longest sequence the model accepts
+  double initializer_range = 0.02;        // std of the normal initialisation
+
+  // The window each layer's attention uses: 0 (full causal) or sliding_window.
+  int64_t layer_window(int64_t layer) const;
+  // Throws Error naming the offending key ("model.sliding_window: must be >= 1, got 0").
+  void validate() const;
+};
+
+}  // namespace swiattn

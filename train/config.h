@@ -1,0 +1,85 @@
+// train/config.h: everything one run needs, as one struct with an embedded default.
+//
+// On disk (and for --config FILE.json) it is JSON with three sections:
+//   {"model": {...ModelConfig...}, "train": {...TrainConfig...}, "data": {...DataConfig...}}
+// Any subset may be given; missing keys keep their defaults. `--set section.key=value` overrides
+// one key after the file is read. Unknown keys, wrong types and impossible values are rejected
+// with an Error naming the key.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>  // nlohmann::json; include <nlohmann/json.hpp> to use it
+
+#include "model/config.h"
+
+namespace swiattn {
+
+struct TrainConfig {
+  uint64_t seed = 1;               // parameter init and batch sampling
+  int64_t batch_size = 16;         // B
+  int64_t seq_len = 128;           // T, tokens per training sequence
+  int64_t steps = 600;             // optimizer steps
+  double learning_rate = 3e-3;     // peak learning rate
+  double min_learning_rate = 3e-4; // floor of the cosine decay
+  int64_t warmup_steps = 50;       // linear warm-up from 0 to learning_rate
+  double weight_decay = 0.1;       // AdamW, decoupled; not applied to norms' gains
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double adam_eps = 1e-8;
+  double grad_clip = 1.0;          // global-norm clipping; 0 disables
+  int64_t log_interval = 25;       // steps between progress lines
+  int64_t eval_interval = 200;     // steps between validation evaluations (and at the end)
+  int64_t eval_batches = 8;        // validation batches per evaluation
+  std::string dtype = "float32";   // "float32" | "float64"
+  int64_t threads = 0;             // OpenMP threads; 0 = all cores
+  int64_t sample_tokens = 200;     // tokens generated after training (0 = none)
+  std::string sample_prompt = "The ";
+  double sample_temperature = 0.8;
+};
+
+struct DataConfig {
+  std::string corpus = "sotu+moby-dick";  // "sotu" | "moby-dick" | "sotu+moby-dick"
+  std::string tokenizer = "byte";         // "byte" | "gpt2"
+  std::string cache_dir = "data/cache";   // where `make data` put the packages
+};
+
+struct Config {
+  ModelConfig model;
+  TrainConfig train;
+  DataConfig data;
+};
+
+// ---- train/config.cpp ----
+// Every error below is a swiattn::Error whose message names the key, e.g.
+//   "config run.json: unknown key model.hiden_size"
+//   "config run.json: model.hidden_size must be an integer, got 1.5"
+// Reading a config never validates values; call validate_config() after the overrides.
+
+// Reads the sections "model", "train", "data" of j (any subset; missing keys keep defaults).
+// `source` names where j came from (a path, "--set") and starts every error message.
+// Types: integers must be JSON integers (1.5 and 2.0 are rejected), train.seed a non-negative
+// integer, floats any JSON number, booleans true/false, model.layer_types an array of strings.
+Config config_from_json(const nlohmann::json& j, const std::string& source);
+
+// config_from_json of the file's contents; an Error names the path when the file is missing,
+// unreadable or not JSON (with the parser's message).
+Config load_config_file(const std::string& path);
+
+// Every field of every section; config_from_json(config_to_json(c), ...) gives back c exactly.
+nlohmann::json config_to_json(const Config& config);
+
+// Applies one `--set section.key=value`. The value is parsed as JSON when it parses (numbers,
+// true/false, arrays like ["full","swa"]); otherwise it is taken as a string. String-typed keys
+// take the text verbatim unless it is a JSON string literal ("\"The \""), so
+// train.sample_prompt=42 sets the prompt "42". Same key and type checks as config_from_json.
+void apply_override(Config& config, const std::string& assignment);
+
+// Checks every value: model.validate() and then the train and data keys (ranges, the sequence
+// length against the model's context, names of dtype / corpus / tokenizer, and a vocabulary
+// large enough for the tokenizer). Throws an Error naming the first offending key.
+void validate_config(const Config& config);
+
+}  // namespace swiattn
