@@ -84,6 +84,10 @@ void Var::backward() const {
     }
   }
 
+  // Gradients of intermediate nodes belong to this pass alone (a second backward() through the
+  // same graph must not see the first one's); leaves keep accumulating until zero_grad().
+  for (Node* node : order)
+    if (node->backward) node->grad = Tensor();
   grad_buffer().fill(1.0);  // dL/dL = 1
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = *it;

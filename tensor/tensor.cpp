@@ -1,5 +1,7 @@
 #include "tensor/tensor.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -123,8 +125,10 @@ Tensor Tensor::rand_uniform(const Shape& shape, DType dtype, uint64_t seed, doub
     using T = decltype(zero);
     T* p = t.data<T>();
     const int64_t n = t.numel();
+    const T top = std::nextafter(static_cast<T>(high), static_cast<T>(low));  // largest value < high
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(low + (high - low) * uniform_at(seed, i));
+    for (int64_t i = 0; i < n; ++i)  // rounding to float32 could reach `high`: keep it excluded
+      p[i] = std::min(static_cast<T>(low + (high - low) * uniform_at(seed, i)), top);
   });
   return t;
 }
@@ -164,10 +168,11 @@ Tensor Tensor::reshape(const Shape& shape) const {
   int64_t known = 1;
   for (size_t i = 0; i < out.size(); ++i) {
     if (out[i] == -1) {
-      if (infer >= 0) throw Error("reshape: more than one -1 in " + shape_str(shape));
+      if (infer >= 0)
+        throw Error("reshape: more than one -1 in " + shape_str(shape) + " for a tensor of shape " + shape_str(shape_));
       infer = static_cast<int>(i);
     } else if (out[i] < 0) {
-      throw Error("reshape: negative dimension in " + shape_str(shape));
+      throw Error("reshape: negative dimension in " + shape_str(shape) + " for a tensor of shape " + shape_str(shape_));
     } else {
       known *= out[i];
     }

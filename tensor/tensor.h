@@ -68,6 +68,7 @@ class Tensor {
   // same tensor on every run and for every thread count.
   static Tensor randn(const Shape& shape, DType dtype, uint64_t seed, double mean = 0.0,
                       double stddev = 1.0);
+  // Uniform in [low, high): high itself is never returned, in float32 too.
   static Tensor rand_uniform(const Shape& shape, DType dtype, uint64_t seed, double low = 0.0,
                              double high = 1.0);
 

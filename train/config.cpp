@@ -1,0 +1,323 @@
+// train/config.cpp: reading, writing, overriding and validating the run configuration.
+//
+// One table, kFields, lists every key once: its section, its name and the Config member it
+// reads and writes. Parsing JSON, writing JSON and `--set` overrides all walk that table, so a
+// new field is one FIELD(...) line (plus its check in validate_config when it has a range).
+#include "train/config.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <variant>
+
+#include "tensor/tensor.h"
+
+namespace swiattn {
+
+using nlohmann::json;
+
+namespace {
+
+// A pointer to one Config member; the alternative says the key's type.
+using FieldRef = std::variant<int64_t*, uint64_t*, double*, bool*, std::string*,
+                              std::vector<std::string>*>;
+
+struct Field {
+  const char* section;          // "model" | "train" | "data"
+  const char* key;              // the member's name, also the JSON key
+  FieldRef (*locate)(Config&);  // where the value lives in a Config
+};
+
+// FIELD(model, hidden_size) is the key "model.hidden_size" bound to config.model.hidden_size;
+// the name and the member are spelt once, so they cannot disagree.
+#define FIELD(SECTION, KEY) \
+  Field { #SECTION, #KEY, [](Config& c) -> FieldRef { return &c.SECTION.KEY; } }
+
+const Field kFields[] = {
+    FIELD(model, vocab_size),
+    FIELD(model, hidden_size),
+    FIELD(model, num_hidden_layers),
+    FIELD(model, num_attention_heads),
+    FIELD(model, num_key_value_heads),
+    FIELD(model, head_dim),
+    FIELD(model, intermediate_size),
+    FIELD(model, sliding_window),
+    FIELD(model, layer_types),
+    FIELD(model, rope_theta),
+    FIELD(model, rms_norm_eps),
+    FIELD(model, tie_word_embeddings),
+    FIELD(model, max_position_embeddings),
+    FIELD(model, initializer_range),
+
+    FIELD(train, seed),
+    FIELD(train, batch_size),
+    FIELD(train, seq_len),
+    FIELD(train, steps),
+    FIELD(train, learning_rate),
+    FIELD(train, min_learning_rate),
+    FIELD(train, warmup_steps),
+    FIELD(train, weight_decay),
+    FIELD(train, beta1),
+    FIELD(train, beta2),
+    FIELD(train, adam_eps),
+    FIELD(train, grad_clip),
+    FIELD(train, log_interval),
+    FIELD(train, eval_interval),
+    FIELD(train, eval_batches),
+    FIELD(train, dtype),
+    FIELD(train, threads),
+    FIELD(train, sample_tokens),
+    FIELD(train, sample_prompt),
+    FIELD(train, sample_temperature),
+
+    FIELD(data, corpus),
+    FIELD(data, tokenizer),
+    FIELD(data, cache_dir),
+};
+#undef FIELD
+
+const char* const kSections[] = {"model", "train", "data"};
+
+bool is_section(const std::string& name) {
+  for (const char* s : kSections)
+    if (name == s) return true;
+  return false;
+}
+
+const Field* find_field(const std::string& section, const std::string& key) {
+  for (const Field& f : kFields)
+    if (section == f.section && key == f.key) return &f;
+  return nullptr;
+}
+
+// Edit distance, for "did you mean" on a misspelt key.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+[[noreturn]] void unknown_key(const std::string& source, const std::string& section,
+                              const std::string& key) {
+  std::string message = "config " + source + ": unknown key " + section + "." + key;
+  for (const Field& f : kFields)
+    if (section == f.section && edit_distance(key, f.key) <= 2) {
+      message += " (did you mean " + section + "." + f.key + "?)";
+      break;
+    }
+  throw Error(message);
+}
+
+// ---- reading one value: each overload checks the JSON type and throws naming the key ----
+// `where` is "config SOURCE: section.key".
+
+[[noreturn]] void wrong_type(const std::string& where, const char* expected, const json& value) {
+  throw Error(where + " must be " + expected + ", got " + value.dump() + " (" + value.type_name() +
+              ")");
+}
+
+void read_value(int64_t* target, const json& value, const std::string& where) {
+  // is_number_integer() holds for signed and unsigned JSON integers, never for 1.5 or 2.0.
+  if (!value.is_number_integer()) wrong_type(where, "an integer", value);
+  if (value.is_number_unsigned() &&
+      value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+    wrong_type(where, "an integer that fits in int64", value);
+  *target = value.get<int64_t>();
+}
+
+void read_value(uint64_t* target, const json& value, const std::string& where) {
+  if (value.is_number_unsigned()) {
+    *target = value.get<uint64_t>();
+  } else if (value.is_number_integer() && value.get<int64_t>() >= 0) {
+    *target = static_cast<uint64_t>(value.get<int64_t>());
+  } else {
+    wrong_type(where, "a non-negative integer", value);
+  }
+}
+
+void read_value(double* target, const json& value, const std::string& where) {
+  if (!value.is_number()) wrong_type(where, "a number", value);
+  *target = value.get<double>();
+}
+
+void read_value(bool* target, const json& value, const std::string& where) {
+  if (!value.is_boolean()) wrong_type(where, "true or false", value);
+  *target = value.get<bool>();
+}
+
+void read_value(std::string* target, const json& value, const std::string& where) {
+  if (!value.is_string()) wrong_type(where, "a string", value);
+  *target = value.get<std::string>();
+}
+
+void read_value(std::vector<std::string>* target, const json& value, const std::string& where) {
+  if (!value.is_array()) wrong_type(where, "an array of strings", value);
+  std::vector<std::string> strings;
+  for (const json& element : value) {
+    if (!element.is_string()) wrong_type(where, "an array of strings", value);
+    strings.push_back(element.get<std::string>());
+  }
+  *target = std::move(strings);
+}
+
+void read_field(Config& config, const Field& field, const json& value, const std::string& source) {
+  const std::string where = "config " + source + ": " + field.section + "." + field.key;
+  std::visit([&](auto* target) { read_value(target, value, where); }, field.locate(config));
+}
+
+// Shortest text that reads back as the same double, for error messages.
+std::string num(double x) { return json(x).dump(); }
+std::string num(int64_t x) { return std::to_string(x); }
+
+void require(bool ok, const std::string& key, const std::string& what) {
+  if (!ok) throw Error(key + ": " + what);
+}
+
+template <class T>
+std::string got(T x) {
+  return ", got " + num(x);
+}
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// JSON in and out
+// ---------------------------------------------------------------------------------------------
+
+Config config_from_json(const json& j, const std::string& source) {
+  if (!j.is_object())
+    throw Error("config " + source + ": expected a JSON object with sections model, train, data; got " +
+                std::string(j.type_name()));
+  Config config;
+  for (const auto& [section, keys] : j.items()) {
+    if (!is_section(section))
+      throw Error("config " + source + ": unknown section " + section +
+                  " (expected model, train or data)");
+    if (!keys.is_object())
+      throw Error("config " + source + ": section " + section + " must be an object, got " +
+                  keys.dump() + " (" + keys.type_name() + ")");
+    for (const auto& [key, value] : keys.items()) {
+      const Field* field = find_field(section, key);
+      if (!field) unknown_key(source, section, key);
+      read_field(config, *field, value, source);
+    }
+  }
+  return config;
+}
+
+Config load_config_file(const std::string& path) {
+  if (std::filesystem::is_directory(path))
+    throw Error("config " + path + ": is a directory, expected a JSON file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("config " + path + ": cannot open (" + std::strerror(errno) + ")");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw Error("config " + path + ": read failed");
+  json j;
+  try {
+    j = json::parse(text.str());
+  } catch (const json::parse_error& e) {
+    throw Error("config " + path + ": not valid JSON: " + e.what());
+  }
+  return config_from_json(j, path);
+}
+
+json config_to_json(const Config& config) {
+  Config copy = config;  // locate() hands out mutable pointers; read them from a copy
+  json j = json::object();
+  for (const char* section : kSections) j[section] = json::object();
+  for (const Field& field : kFields)
+    std::visit([&](auto* value) { j[field.section][field.key] = *value; }, field.locate(copy));
+  return j;
+}
+
+void apply_override(Config& config, const std::string& assignment) {
+  const std::string source = "--set " + assignment;
+  const size_t equals = assignment.find('=');
+  if (equals == std::string::npos)
+    throw Error("config " + source + ": expected section.key=value (no '=')");
+  const std::string name = assignment.substr(0, equals);
+  const std::string text = assignment.substr(equals + 1);
+  const size_t dot = name.find('.');
+  if (dot == std::string::npos)
+    throw Error("config " + source + ": expected section.key=value, got key " + quoted(name));
+  const std::string section = name.substr(0, dot), key = name.substr(dot + 1);
+  if (!is_section(section))
+    throw Error("config " + source + ": unknown section " + section + " in key " + name +
+                " (expected model, train or data)");
+  const Field* field = find_field(section, key);
+  if (!field) unknown_key(source, section, key);
+
+  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  const bool string_field = std::holds_alternative<std::string*>(field->locate(config));
+  if (value.is_discarded() || (string_field && !value.is_string())) value = text;
+  read_field(config, *field, value, source);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation. Every condition is written as what must hold, so a NaN fails it too.
+// ---------------------------------------------------------------------------------------------
+
+void validate_config(const Config& config) {
+  config.model.validate();
+  const ModelConfig& m = config.model;
+  const TrainConfig& t = config.train;
+  const DataConfig& d = config.data;
+
+  require(t.batch_size >= 1, "train.batch_size", "must be >= 1" + got(t.batch_size));
+  require(t.seq_len >= 1, "train.seq_len", "must be >= 1" + got(t.seq_len));
+  require(t.seq_len <= m.max_position_embeddings, "train.seq_len",
+          num(t.seq_len) + " exceeds model.max_position_embeddings " +
+              num(m.max_position_embeddings));
+  require(t.steps >= 1, "train.steps", "must be >= 1" + got(t.steps));
+  require(t.learning_rate >= 0, "train.learning_rate", "must be >= 0" + got(t.learning_rate));
+  require(t.min_learning_rate >= 0, "train.min_learning_rate",
+          "must be >= 0" + got(t.min_learning_rate));
+  require(t.min_learning_rate <= t.learning_rate, "train.min_learning_rate",
+          num(t.min_learning_rate) + " exceeds train.learning_rate " + num(t.learning_rate));
+  require(t.warmup_steps >= 0, "train.warmup_steps", "must be >= 0" + got(t.warmup_steps));
+  require(t.weight_decay >= 0, "train.weight_decay", "must be >= 0" + got(t.weight_decay));
+  require(t.beta1 >= 0 && t.beta1 < 1, "train.beta1", "must be in [0, 1)" + got(t.beta1));
+  require(t.beta2 >= 0 && t.beta2 < 1, "train.beta2", "must be in [0, 1)" + got(t.beta2));
+  require(t.adam_eps > 0, "train.adam_eps", "must be > 0" + got(t.adam_eps));
+  require(t.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0 disables)" + got(t.grad_clip));
+  require(t.log_interval >= 1, "train.log_interval", "must be >= 1" + got(t.log_interval));
+  require(t.eval_interval >= 1, "train.eval_interval", "must be >= 1" + got(t.eval_interval));
+  require(t.eval_batches >= 1, "train.eval_batches", "must be >= 1" + got(t.eval_batches));
+  require(t.dtype == "float32" || t.dtype == "float64", "train.dtype",
+          "must be \"float32\" or \"float64\", got " + quoted(t.dtype));
+  require(t.threads >= 0, "train.threads", "must be >= 0 (0 = all cores)" + got(t.threads));
+  require(t.sample_tokens >= 0, "train.sample_tokens", "must be >= 0" + got(t.sample_tokens));
+  require(t.sample_temperature > 0, "train.sample_temperature",
+          "must be > 0" + got(t.sample_temperature));
+
+  require(d.corpus == "sotu" || d.corpus == "moby-dick" || d.corpus == "sotu+moby-dick",
+          "data.corpus",
+          "must be \"sotu\", \"moby-dick\" or \"sotu+moby-dick\", got " + quoted(d.corpus));
+  require(d.tokenizer == "byte" || d.tokenizer == "gpt2", "data.tokenizer",
+          "must be \"byte\" or \"gpt2\", got " + quoted(d.tokenizer));
+  require(!d.cache_dir.empty(), "data.cache_dir", "must not be empty");
+
+  const int64_t tokenizer_vocab = d.tokenizer == "byte" ? 256 : 50257;
+  require(m.vocab_size >= tokenizer_vocab, "model.vocab_size",
+          num(m.vocab_size) + " is too small for the " + d.tokenizer + " tokenizer (needs >= " +
+              num(tokenizer_vocab) + ")");
+}
+
+}  // namespace swiattn

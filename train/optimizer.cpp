@@ -1,0 +1,170 @@
+// train/optimizer.cpp: AdamW, gradient clipping and the learning-rate schedule.
+// The formulas are stated in train/optimizer.h; each loop below restates the line it computes.
+#include "train/optimizer.h"
+
+#include <cmath>
+#include <set>
+#include <string>
+
+namespace swiattn {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+std::string param_label(const Var& p, size_t index) {
+  return p.name().empty() ? "#" + std::to_string(index) : "'" + p.name() + "'";
+}
+
+// Every parameter defined, float32/float64 on the CPU, and listed once (a parameter listed twice
+// would be updated twice and counted twice in the gradient norm).
+void check_params(const char* op, const std::vector<Var>& params) {
+  std::set<const Node*> seen;
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (!params[i].defined())
+      throw Error(std::string(op) + ": parameter #" + std::to_string(i) + " is undefined");
+    check_float(op, params[i].value());
+    if (!seen.insert(params[i].node()).second)
+      throw Error(std::string(op) + ": parameter " + param_label(params[i], i) +
+                  " appears more than once");
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// AdamW
+// ---------------------------------------------------------------------------------------------
+
+AdamW::AdamW(std::vector<Var> params, AdamWOptions options)
+    : params_(std::move(params)), options_(options) {
+  check_params("AdamW", params_);
+  for (const Var& p : params_) {
+    first_moments_.push_back(Tensor::zeros(p.shape(), p.dtype()));
+    second_moments_.push_back(Tensor::zeros(p.shape(), p.dtype()));
+  }
+}
+
+void AdamW::step(double lr) {
+  ++steps_taken_;
+  const double b1 = options_.beta1, b2 = options_.beta2, eps = options_.eps;
+  const double t = static_cast<double>(steps_taken_);
+  const double bias_correction1 = 1.0 - std::pow(b1, t);  // 1 - beta1^t
+  const double bias_correction2 = 1.0 - std::pow(b2, t);  // 1 - beta2^t
+
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Var& param = params_[i];
+    const Tensor& grad = param.grad();
+    if (!grad.defined()) continue;  // no backward reached it: leave it (and its decay) alone
+    check_same_shape("AdamW.step", param.value(), grad);
+    check_same_dtype("AdamW.step", param.value(), grad);
+    const double wd = param.value().ndim() >= 2 ? options_.weight_decay : 0.0;
+
+    dispatch_float(param.dtype(), "AdamW.step", [&](auto zero) {
+      using T = decltype(zero);
+      T* p = param.value().data<T>();
+      const T* g = grad.data<T>();
+      T* m = first_moments_[i].data<T>();
+      T* v = second_moments_[i].data<T>();
+      for (int64_t k = 0, n = param.value().numel(); k < n; ++k) {
+        const double gk = g[k];
+        const double mk = b1 * m[k] + (1.0 - b1) * gk;       // m = b1 m + (1 - b1) g
+        const double vk = b2 * v[k] + (1.0 - b2) * gk * gk;  // v = b2 v + (1 - b2) g^2
+        const double mhat = mk / bias_correction1;
+        const double vhat = vk / bias_correction2;
+        const double pk = p[k];
+        // p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p)
+        p[k] = static_cast<T>(pk - lr * (mhat / (std::sqrt(vhat) + eps) + wd * pk));
+        m[k] = static_cast<T>(mk);
+        v[k] = static_cast<T>(vk);
+      }
+    });
+  }
+}
+
+void AdamW::zero_grad() {
+  for (const Var& p : params_) p.zero_grad();
+}
+
+void AdamW::load_state(int64_t steps_taken, const std::vector<Tensor>& first_moments,
+                       const std::vector<Tensor>& second_moments) {
+  if (steps_taken < 0)
+    throw Error("AdamW.load_state: steps_taken must be >= 0, got " + std::to_string(steps_taken));
+  if (first_moments.size() != params_.size() || second_moments.size() != params_.size())
+    throw Error("AdamW.load_state: expected " + std::to_string(params_.size()) +
+                " first and second moments (one per parameter), got " +
+                std::to_string(first_moments.size()) + " and " +
+                std::to_string(second_moments.size()));
+  // Check everything before changing anything, so a failed load leaves the state as it was.
+  for (size_t i = 0; i < params_.size(); ++i) {
+    check_float("AdamW.load_state", first_moments[i]);
+    check_float("AdamW.load_state", second_moments[i]);
+    check_same_shape("AdamW.load_state", params_[i].value(), first_moments[i]);
+    check_same_shape("AdamW.load_state", params_[i].value(), second_moments[i]);
+  }
+  for (size_t i = 0; i < params_.size(); ++i) {
+    first_moments_[i].copy_from(first_moments[i]);    // converts to the parameter's dtype
+    second_moments_[i].copy_from(second_moments[i]);
+  }
+  steps_taken_ = steps_taken;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradient norm and clipping
+// ---------------------------------------------------------------------------------------------
+
+double global_grad_norm(const std::vector<Var>& params) {
+  check_params("global_grad_norm", params);
+  double sum_of_squares = 0.0;  // sum over params and elements of g^2
+  for (const Var& param : params) {
+    const Tensor& grad = param.grad();
+    if (!grad.defined()) continue;
+    dispatch_float(grad.dtype(), "global_grad_norm", [&](auto zero) {
+      using T = decltype(zero);
+      const T* g = grad.data<T>();
+      for (int64_t k = 0, n = grad.numel(); k < n; ++k)
+        sum_of_squares += static_cast<double>(g[k]) * static_cast<double>(g[k]);
+    });
+  }
+  return std::sqrt(sum_of_squares);
+}
+
+double clip_grad_norm(const std::vector<Var>& params, double max_norm) {
+  const double norm = global_grad_norm(params);
+  if (max_norm <= 0 || !std::isfinite(norm) || norm <= max_norm) return norm;
+  const double factor = max_norm / norm;  // g *= max_norm / norm, so |g| becomes max_norm
+  for (const Var& param : params) {
+    const Tensor& grad = param.grad();
+    if (!grad.defined()) continue;
+    dispatch_float(grad.dtype(), "clip_grad_norm", [&](auto zero) {
+      using T = decltype(zero);
+      T* g = grad.data<T>();
+      for (int64_t k = 0, n = grad.numel(); k < n; ++k)
+        g[k] = static_cast<T>(static_cast<double>(g[k]) * factor);
+    });
+  }
+  return norm;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Learning-rate schedule
+// ---------------------------------------------------------------------------------------------
+
+double learning_rate_at(int64_t step, double peak, double floor, int64_t warmup_steps,
+                        int64_t total_steps) {
+  if (step < 0 || warmup_steps < 0 || total_steps < 1)
+    throw Error("learning_rate_at: need step >= 0, warmup_steps >= 0, total_steps >= 1; got " +
+                std::to_string(step) + ", " + std::to_string(warmup_steps) + ", " +
+                std::to_string(total_steps));
+  // s < W: lr = peak * (s + 1) / W
+  if (step < warmup_steps)
+    return peak * static_cast<double>(step + 1) / static_cast<double>(warmup_steps);
+  // s >= N - 1: lr = floor
+  if (step >= total_steps - 1) return floor;
+  // W <= s < N - 1: cosine from peak (s = W) towards floor (s = N - 1); here N - 1 - W >= 1.
+  const double progress =
+      static_cast<double>(step - warmup_steps) / static_cast<double>(total_steps - 1 - warmup_steps);
+  return floor + (peak - floor) * 0.5 * (1.0 + std::cos(kPi * progress));
+}
+
+}  // namespace swiattn
