@@ -7,6 +7,9 @@
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 CMAKE_FLAGS ?=
+# OpenMP threads that finish early sleep instead of spinning: on 2 shared cores spinning threads
+# steal time from the ones still working (measured: 1.5k -> 3.1k tokens/s in training).
+export OMP_WAIT_POLICY ?= passive
 
 .PHONY: all build deps data test demo clean
 

@@ -14,11 +14,14 @@ void gemm(bool transpose_a, bool transpose_b, int64_t M, int64_t N, int64_t K, c
   Eigen::Map<const RowMajor<T>> a(A, transpose_a ? K : M, transpose_a ? M : K);
   Eigen::Map<const RowMajor<T>> b(B, transpose_b ? N : K, transpose_b ? K : N);
   Eigen::Map<RowMajor<T>> c(C, M, N);
-  if (!accumulate) c.setZero();
-  if (!transpose_a && !transpose_b) c.noalias() += a * b;
-  if (!transpose_a && transpose_b) c.noalias() += a * b.transpose();
-  if (transpose_a && !transpose_b) c.noalias() += a.transpose() * b;
-  if (transpose_a && transpose_b) c.noalias() += a.transpose() * b.transpose();
+  auto write = [&](const auto& product) {
+    if (accumulate) c.noalias() += product;
+    else c.noalias() = product;
+  };
+  if (!transpose_a && !transpose_b) write(a * b);
+  if (!transpose_a && transpose_b) write(a * b.transpose());
+  if (transpose_a && !transpose_b) write(a.transpose() * b);
+  if (transpose_a && transpose_b) write(a.transpose() * b.transpose());
 }
 
 template <class T>
