@@ -25,7 +25,8 @@
   X(StopGradient, "stop_gradient")     \
   X(Reshape, "reshape")                \
   X(Transpose, "transpose")            \
-  X(Attention, "attention")
+  X(Attention, "attention")            \
+  X(SwitchAttention, "switch_attention")
 
 namespace swiattn {
 

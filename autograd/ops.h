@@ -61,4 +61,15 @@ Var cross_entropy(const Var& logits, const Tensor& targets, int32_t ignore_index
 // reads exactly the w most recent keys, itself included (fewer when t < w).
 Var attention(const Var& q, const Var& k, const Var& v, int64_t window);
 
+// Switch attention (spec §4, Eq. 4-6): both branches from one q, k, v, mixed per token by the
+// router's gate (B, T) (one route per token, shared by all heads):
+//   out_t = gate_t * O_FULL_t + (1 - gate_t) * O_SWA_t            (B, T, H, D)
+// O_FULL attends to keys [0, t], O_SWA to the window [max(0, t-w+1), t]. The gate's gradient is
+// sum over heads and dims of dout_t * (O_FULL_t - O_SWA_t). With branch_diff_sq given, it
+// receives ||O_FULL_t - O_SWA_t||^2 per token (B, T), detached (Eq. 8 needs it).
+// Without gradients and without branch_diff_sq, SWA-routed queries (gate 0) skip the far keys.
+enum class SwitchMethod { OnePass, TwoPassReference };
+Var switch_attention(const Var& q, const Var& k, const Var& v, int64_t window, const Var& gate,
+                     Tensor* branch_diff_sq = nullptr, SwitchMethod method = SwitchMethod::OnePass);
+
 }  // namespace swiattn

@@ -1,6 +1,7 @@
 // autograd/ops_attention.cpp: causal attention with an optional sliding window (spec §2).
 #include "autograd/ops.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/switch_attention.h"
 
 namespace swiattn {
 
@@ -45,6 +46,54 @@ Var attention(const Var& q, const Var& k, const Var& v, int64_t window) {
       Tensor dv = v.requires_grad() ? v.grad_buffer() : Tensor::zeros(V.shape(), V.dtype());
       cpu::attention_backward<T>(s, window, Q.data<T>(), K.data<T>(), V.data<T>(), out.data<T>(),
                                  lse.data<T>(), dout.data<T>(), dq.data<T>(), dk.data<T>(), dv.data<T>());
+    });
+  });
+}
+
+Var switch_attention(const Var& q, const Var& k, const Var& v, int64_t window, const Var& gate,
+                     Tensor* branch_diff_sq, SwitchMethod method) {
+  const Tensor& Q = q.value();
+  const Tensor& K = k.value();
+  const Tensor& V = v.value();
+  const Tensor& G = gate.value();
+  const cpu::AttentionShape s = attention_shape("switch_attention", Q, K, V);
+  if (window < 1) throw Error("switch_attention: window must be >= 1, got " + std::to_string(window));
+  check_same_dtype("switch_attention", Q, G);
+  if (G.shape() != Shape{s.B, s.T}) shape_error("switch_attention", "gate must be (B, T) for q (B, T, H, D)", G, Q);
+  Tensor out = Tensor::empty(Q.shape(), Q.dtype());
+  Tensor o_full = Tensor::empty(Q.shape(), Q.dtype());
+  Tensor o_swa = Tensor::empty(Q.shape(), Q.dtype());
+  Tensor lse_full = Tensor::empty({s.B, s.T, s.Hq}, Q.dtype());
+  Tensor lse_swa = Tensor::empty({s.B, s.T, s.Hq}, Q.dtype());
+  const bool both_branches = grad_enabled() || branch_diff_sq != nullptr;
+  dispatch_float(Q.dtype(), "switch_attention", [&](auto zero) {
+    using T = decltype(zero);
+    if (method == SwitchMethod::OnePass)
+      cpu::switch_attention_forward<T>(s, window, Q.data<T>(), K.data<T>(), V.data<T>(), G.data<T>(),
+                                       both_branches, out.data<T>(), o_full.data<T>(), o_swa.data<T>(),
+                                       lse_full.data<T>(), lse_swa.data<T>());
+    else
+      cpu::switch_attention_forward_two_pass<T>(s, window, Q.data<T>(), K.data<T>(), V.data<T>(), G.data<T>(),
+                                                out.data<T>(), o_full.data<T>(), o_swa.data<T>(),
+                                                lse_full.data<T>(), lse_swa.data<T>());
+    if (branch_diff_sq) {
+      *branch_diff_sq = Tensor::empty({s.B, s.T}, Q.dtype());
+      cpu::branch_difference_sq<T>(s, o_full.data<T>(), o_swa.data<T>(), branch_diff_sq->data<T>());
+    }
+  });
+  return make_op_result(OpId::SwitchAttention, out, {q, k, v, gate}, [=](const Tensor& dout) {
+    // out_t = g_t O_FULL_t + (1 - g_t) O_SWA_t:
+    //   dg_t += sum dout_t (O_FULL_t - O_SWA_t); O_FULL gets g dout, O_SWA gets (1 - g) dout,
+    //   each through its own attention backward (see cpu::switch_attention_backward).
+    dispatch_float(Q.dtype(), "switch_attention", [&](auto zero) {
+      using T = decltype(zero);
+      Tensor dq = q.requires_grad() ? q.grad_buffer() : Tensor::zeros(Q.shape(), Q.dtype());
+      Tensor dk = k.requires_grad() ? k.grad_buffer() : Tensor::zeros(K.shape(), K.dtype());
+      Tensor dv = v.requires_grad() ? v.grad_buffer() : Tensor::zeros(V.shape(), V.dtype());
+      cpu::switch_attention_backward<T>(s, window, Q.data<T>(), K.data<T>(), V.data<T>(), G.data<T>(),
+                                        o_full.data<T>(), o_swa.data<T>(), lse_full.data<T>(),
+                                        lse_swa.data<T>(), dout.data<T>(), dq.data<T>(), dk.data<T>(),
+                                        dv.data<T>(), gate.requires_grad() ? gate.grad_buffer().data<T>() : nullptr);
     });
   });
 }

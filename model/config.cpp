@@ -4,9 +4,13 @@
 
 namespace swiattn {
 
+const std::string& ModelConfig::layer_type(int64_t layer) const {
+  static const std::string full = "full";
+  return layer_types.empty() ? full : layer_types.at(static_cast<size_t>(layer));
+}
+
 int64_t ModelConfig::layer_window(int64_t layer) const {
-  if (layer_types.empty() || layer_types.at(layer) == "full") return 0;
-  return sliding_window;
+  return layer_type(layer) == "swa" ? sliding_window : 0;
 }
 
 static void require(bool ok, const std::string& key, const std::string& what) {
@@ -28,12 +32,18 @@ void ModelConfig::validate() const {
           "layer_types", "needs one entry per layer (" + std::to_string(num_hidden_layers) + "), got " +
           std::to_string(layer_types.size()));
   for (size_t i = 0; i < layer_types.size(); ++i)
-    require(layer_types[i] == "full" || layer_types[i] == "swa", "layer_types",
-            "entry " + std::to_string(i) + " is \"" + layer_types[i] + "\"; expected \"full\" or \"swa\"");
+    require(layer_types[i] == "full" || layer_types[i] == "swa" || layer_types[i] == "switch", "layer_types",
+            "entry " + std::to_string(i) + " is \"" + layer_types[i] + "\"; expected \"full\", \"swa\" or \"switch\"");
   require(rope_theta > 0, "rope_theta", "must be > 0");
   require(rms_norm_eps > 0, "rms_norm_eps", "must be > 0");
   require(max_position_embeddings >= 1, "max_position_embeddings", "must be >= 1");
   require(initializer_range > 0, "initializer_range", "must be > 0");
+  require(router_input == "normed" || router_input == "residual", "router_input",
+          "must be \"normed\" or \"residual\", got \"" + router_input + "\"");
+  require(router_init == "random" || router_init == "full", "router_init",
+          "must be \"random\" or \"full\", got \"" + router_init + "\"");
+  require(router_threshold > 0 && router_threshold < 1, "router_threshold", "must be in (0, 1)");
+  require(router_init_std >= 0, "router_init_std", "must be >= 0");
 }
 
 }  // namespace swiattn

@@ -17,14 +17,24 @@ struct ModelConfig {
   int64_t head_dim = 32;                  // D; even (RoPE rotates pairs)
   int64_t intermediate_size = 384;        // SwiGLU hidden width
   int64_t sliding_window = 64;            // W: keys a `swa` query reads, itself included
-  std::vector<std::string> layer_types;   // one per layer: "full" | "swa"; empty = all "full"
+  std::vector<std::string> layer_types;   // one per layer: "full" | "swa" | "switch"; empty = all "full"
   double rope_theta = 10000.0;            // RoPE base
   double rms_norm_eps = 1e-6;
   bool tie_word_embeddings = true;        // output head = embedding matrix
   int64_t max_position_embeddings = 1024; // longest sequence the model accepts
   double initializer_range = 0.02;        // std of the normal initialisation
 
-  // The window each layer's attention uses: 0 (full causal) or sliding_window.
+  // The router of `switch` layers (spec §3; the spec's `router.input` is router_input, etc.).
+  std::string router_input = "normed";    // "normed": u_t = RMSNorm(x_t), what Q/K/V read | "residual": x_t
+  std::string router_init = "random";     // "random": w_r ~ N(0, router_init_std^2), b_r = 0
+                                          // "full": w_r = 0, b_r = router_full_bias (starts as FA)
+  double router_threshold = 0.5;          // tau: m_t = 1 (full attention) when p_t > tau
+  double router_init_std = 0.02;
+  double router_full_bias = 3.0;
+
+  // Layer l's type ("full" when layer_types is empty).
+  const std::string& layer_type(int64_t layer) const;
+  // The window a static layer's attention uses: 0 (full causal) or sliding_window.
   int64_t layer_window(int64_t layer) const;
   // Throws Error naming the offending key ("model.sliding_window: must be >= 1, got 0").
   void validate() const;

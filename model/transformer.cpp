@@ -13,8 +13,8 @@ Var Transformer::new_parameter(const std::string& name, const Shape& shape, doub
   return p;
 }
 
-Var Transformer::new_gain(const std::string& name, int64_t size) {
-  Var p(Tensor::full({size}, 1.0, dtype_), true, name);
+Var Transformer::new_filled(const std::string& name, const Shape& shape, double value) {
+  Var p(Tensor::full(shape, value, dtype_), true, name);
   parameters_.push_back(p);
   return p;
 }
@@ -31,19 +31,25 @@ Transformer::Transformer(const ModelConfig& config, DType dtype, uint64_t seed)
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
     const std::string p = "layers." + std::to_string(l) + ".";
     TransformerLayer layer;
-    layer.attn_norm = new_gain(p + "attn_norm.weight", C);
+    layer.attn_norm = new_filled(p + "attn_norm.weight", {C}, 1.0);
     layer.attn.q_proj = new_parameter(p + "attn.q_proj.weight", {H * D, C}, std);
     layer.attn.k_proj = new_parameter(p + "attn.k_proj.weight", {Hkv * D, C}, std);
     layer.attn.v_proj = new_parameter(p + "attn.v_proj.weight", {Hkv * D, C}, std);
     layer.attn.o_proj = new_parameter(p + "attn.o_proj.weight", {C, H * D}, residual_std);
-    layer.mlp_norm = new_gain(p + "mlp_norm.weight", C);
+    layer.mlp_norm = new_filled(p + "mlp_norm.weight", {C}, 1.0);
     layer.mlp.gate_proj = new_parameter(p + "mlp.gate_proj.weight", {F, C}, std);
     layer.mlp.up_proj = new_parameter(p + "mlp.up_proj.weight", {F, C}, std);
     layer.mlp.down_proj = new_parameter(p + "mlp.down_proj.weight", {C, F}, residual_std);
-    layer.window = config.layer_window(l);
+    layer.type = config.layer_type(l);
+    layer.window = layer.type == "full" ? 0 : config.sliding_window;
+    if (layer.type == "switch") {
+      const bool full = config.router_init == "full";
+      layer.attn.router_weight = new_parameter(p + "attn.router.weight", {1, C}, full ? 0.0 : config.router_init_std);
+      layer.attn.router_bias = new_filled(p + "attn.router.bias", {1}, full ? config.router_full_bias : 0.0);
+    }
     layers_.push_back(layer);
   }
-  final_norm_ = new_gain("final_norm.weight", C);
+  final_norm_ = new_filled("final_norm.weight", {C}, 1.0);
   if (!config.tie_word_embeddings) lm_head_ = new_parameter("lm_head.weight", {config.vocab_size, C}, std);
 }
 
@@ -53,14 +59,26 @@ int64_t Transformer::parameter_count() const {
   return n;
 }
 
-Var Transformer::attention_block(const TransformerLayer& layer, const Var& x) const {
+Var Transformer::attention_block(int64_t l, const Var& x, bool measure_branches,
+                                 std::vector<LayerRouting>& routing) const {
   const ModelConfig& c = config_;
+  const TransformerLayer& layer = layers_[l];
   Var u = rms_norm(x, layer.attn_norm, c.rms_norm_eps);                                 // (B, T, C)
   Var q = rope(split_heads(matmul(u, layer.attn.q_proj, false, true), c.num_attention_heads), c.rope_theta);  // (B, T, H, D)
   Var k = rope(split_heads(matmul(u, layer.attn.k_proj, false, true), c.num_key_value_heads), c.rope_theta);  // (B, T, Hkv, D)
   Var v = split_heads(matmul(u, layer.attn.v_proj, false, true), c.num_key_value_heads);                     // (B, T, Hkv, D)
-  Var o = merge_heads(attention(q, k, v, layer.window));                                // (B, T, H * D)
-  return matmul(o, layer.attn.o_proj, false, true);                                     // (B, T, C)
+  Var o;                                                                                // (B, T, H, D)
+  if (layer.type == "switch") {
+    // Eq. 1-2: route every token; Eq. 4-6: both branches from the same q, k, v, mixed by the gate.
+    const RouterDecision r = route_tokens(c.router_input == "normed" ? u : x, layer.attn.router_weight,
+                                          layer.attn.router_bias, c.router_threshold);
+    LayerRouting record{l, r.logit, r.route, Tensor()};
+    o = switch_attention(q, k, v, layer.window, r.gate, measure_branches ? &record.branch_diff_sq : nullptr);
+    routing.push_back(record);
+  } else {
+    o = attention(q, k, v, layer.window);
+  }
+  return matmul(merge_heads(o), layer.attn.o_proj, false, true);                        // (B, T, C)
 }
 
 Var Transformer::mlp_block(const TransformerLayer& layer, const Var& x) const {
@@ -70,28 +88,39 @@ Var Transformer::mlp_block(const TransformerLayer& layer, const Var& x) const {
   return matmul(gated, layer.mlp.down_proj, false, true);                    // (B, T, C)
 }
 
-Var Transformer::forward(const Tensor& ids) const {
+Var Transformer::forward(const Tensor& ids) const { return forward_with_routing(ids, false).logits; }
+
+ForwardResult Transformer::forward_with_routing(const Tensor& ids, bool measure_branches) const {
   if (ids.dtype() != DType::I32 || ids.ndim() != 2)
     throw Error("model: ids must be an int32 (B, T) tensor, got " + std::string(dtype_name(ids.dtype())) +
                 " " + shape_str(ids.shape()));
   if (ids.dim(1) > config_.max_position_embeddings)
     throw Error("model: sequence length " + std::to_string(ids.dim(1)) +
                 " exceeds model.max_position_embeddings " + std::to_string(config_.max_position_embeddings));
+  ForwardResult result;
   Var x = embedding(embed_, ids);  // (B, T, C)
-  for (const TransformerLayer& layer : layers_) {
-    x = add(x, attention_block(layer, x));
-    x = add(x, mlp_block(layer, x));
+  for (int64_t l = 0; l < static_cast<int64_t>(layers_.size()); ++l) {
+    x = add(x, attention_block(l, x, measure_branches, result.routing));
+    x = add(x, mlp_block(layers_[l], x));
   }
   Var h = rms_norm(x, final_norm_, config_.rms_norm_eps);
-  return matmul(h, config_.tie_word_embeddings ? embed_ : lm_head_, false, true);  // (B, T, V)
+  result.logits = matmul(h, config_.tie_word_embeddings ? embed_ : lm_head_, false, true);  // (B, T, V)
+  return result;
+}
+
+Var next_token_loss(const Var& logits, const Tensor& targets, Tensor* per_token_nll) {
+  const Tensor& L = logits.value();
+  check_ndim("next_token_loss", L, 3, "(B, T, V) of logits");
+  if (targets.dtype() != DType::I32 || targets.shape() != Shape{L.dim(0), L.dim(1)})
+    shape_error("next_token_loss", "targets must be int32 (B, T) for logits (B, T, V)", L, targets);
+  const int64_t N = targets.numel();
+  return cross_entropy(reshape(logits, {N, L.dim(2)}), targets.reshape({N}), -100, per_token_nll);
 }
 
 Var Transformer::loss(const Tensor& ids, const Tensor& targets, Tensor* per_token_nll) const {
   if (targets.shape() != ids.shape())
     shape_error("model loss", "targets must have the shape of ids", ids, targets);
-  Var logits = forward(ids);
-  const int64_t N = ids.numel();
-  return cross_entropy(reshape(logits, {N, config_.vocab_size}), targets.reshape({N}), -100, per_token_nll);
+  return next_token_loss(forward(ids), targets, per_token_nll);
 }
 
 }  // namespace swiattn

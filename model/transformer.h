@@ -7,11 +7,12 @@
 //   for each layer l (pre-norm):
 //     u = RMSNorm(x)
 //     q = RoPE(u Wq^T), k = RoPE(u Wk^T), v = u Wv^T  (B, T, H|Hkv, D)
-//     x = x + Attn_l(q, k, v) Wo^T                   full causal, or a window of W keys
+//     x = x + Attn_l(q, k, v) Wo^T                   full causal, a window of W keys, or
+//                                                    switched per token by a router (spec §3-4)
 //     x = x + W2( silu(W1 RMSNorm(x)) * W3 RMSNorm(x) )
 //   logits = RMSNorm(x) E^T                          (B, T, V); E = embed when tied
 //
-// A layer's attention is chosen by model.layer_types[l]: "full" or "swa".
+// A layer's attention is chosen by model.layer_types[l]: "full", "swa" or "switch".
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,7 @@
 
 #include "autograd/ops.h"
 #include "model/config.h"
+#include "model/router.h"
 
 namespace swiattn {
 
@@ -28,6 +30,8 @@ struct AttentionWeights {
   Var k_proj;  // (Hkv * D, C)
   Var v_proj;  // (Hkv * D, C)
   Var o_proj;  // (C, H * D)
+  Var router_weight;  // (1, C), switch layers only: w_r
+  Var router_bias;    // (1), switch layers only: b_r
 };
 
 struct MlpWeights {
@@ -41,18 +45,41 @@ struct TransformerLayer {
   AttentionWeights attn;
   Var mlp_norm;   // (C) RMSNorm gain before the MLP
   MlpWeights mlp;
-  int64_t window = 0;  // 0 = full causal attention, else sliding window of this many keys
+  std::string type;    // "full" | "swa" | "switch"
+  int64_t window = 0;  // keys an SWA query reads (0 for "full": all causal keys)
 };
+
+// What one switch layer decided in a forward pass (spec §3-5 need these).
+struct LayerRouting {
+  int64_t layer = 0;
+  Var logit;              // s_t (B, T), in the graph: the regulariser differentiates it
+  Tensor route;           // m_t (B, T), 1 = full attention
+  Tensor branch_diff_sq;  // ||O_FULL_t - O_SWA_t||^2 (B, T), detached; undefined if not measured
+};
+
+struct ForwardResult {
+  Var logits;                        // (B, T, V)
+  std::vector<LayerRouting> routing;  // one entry per switch layer, in layer order
+};
+
+// Mean next-token cross-entropy of logits (B, T, V) against targets (B, T) int32 (-100 = ignore).
+// per_token_nll, if given, receives the (B * T) per-token losses (detached).
+Var next_token_loss(const Var& logits, const Tensor& targets, Tensor* per_token_nll = nullptr);
 
 class Transformer {
  public:
   // Parameters are drawn from N(0, initializer_range^2), each tensor from its own seeded stream;
   // the two projections that write into the residual stream (o_proj, down_proj) are scaled by
   // 1/sqrt(2 L) so the residual's variance does not grow with depth; norm gains start at 1.
+  // Routers follow model.router_init (spec §3): "random" w_r ~ N(0, router_init_std^2), b_r = 0;
+  // "full" w_r = 0, b_r = router_full_bias, so the layer starts as full attention.
   Transformer(const ModelConfig& config, DType dtype, uint64_t seed);
 
   // ids (B, T) int32 -> logits (B, T, V).
   Var forward(const Tensor& ids) const;
+  // The same, with every switch layer's routing. measure_branches: also compute
+  // ||O_FULL - O_SWA||^2 per token (needs both branches for every token, also without gradients).
+  ForwardResult forward_with_routing(const Tensor& ids, bool measure_branches) const;
   // Mean next-token cross-entropy of forward(ids) against targets (B, T) int32.
   // per_token_nll, if given, receives the (B * T) per-token losses (detached).
   Var loss(const Tensor& ids, const Tensor& targets, Tensor* per_token_nll = nullptr) const;
@@ -64,10 +91,12 @@ class Transformer {
   int64_t parameter_count() const;
 
  private:
-  Var attention_block(const TransformerLayer& layer, const Var& x) const;  // (B, T, C) -> (B, T, C)
+  // (B, T, C) -> (B, T, C); a switch layer appends its decisions to `routing`.
+  Var attention_block(int64_t l, const Var& x, bool measure_branches,
+                      std::vector<LayerRouting>& routing) const;
   Var mlp_block(const TransformerLayer& layer, const Var& x) const;        // (B, T, C) -> (B, T, C)
   Var new_parameter(const std::string& name, const Shape& shape, double stddev);
-  Var new_gain(const std::string& name, int64_t size);
+  Var new_filled(const std::string& name, const Shape& shape, double value);
 
   ModelConfig config_;
   DType dtype_;

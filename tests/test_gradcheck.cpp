@@ -24,7 +24,7 @@ using testing::GradCheckOptions;
 using testing::OpFunction;
 using testing::SurrogateFunction;
 
-static_assert(kNumOps == 20, "a new op? add its rows to kGradCases below, then update this count");
+static_assert(kNumOps == 21, "a new op? add its rows to kGradCases below, then update this count");
 
 struct GradCase {
   std::string name;  // what a failure prints
@@ -49,6 +49,17 @@ GradCase attention_case(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D,
                 (long long)T, (long long)H, (long long)Hkv, (long long)D, (long long)w);
   return {name, OpId::Attention, {{B, T, H, D}, {B, T, Hkv, D}, {B, T, Hkv, D}},
           [w](const std::vector<Var>& x) { return attention(x[0], x[1], x[2], w); }};
+}
+
+// Switch attention rows: the gate is a real-valued input here (the op is linear in it: Eq. 6 for
+// any c); hard 0/1 gates, the STE and the one-pass = two-pass identity are in test_switch.cpp.
+GradCase switch_case(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t w, SwitchMethod method) {
+  char name[112];
+  std::snprintf(name, sizeof name, "switch_attention %s B%lld T%lld H%lld Hkv%lld D%lld w%lld",
+                method == SwitchMethod::OnePass ? "1-pass" : "2-pass", (long long)B, (long long)T,
+                (long long)H, (long long)Hkv, (long long)D, (long long)w);
+  return {name, OpId::SwitchAttention, {{B, T, H, D}, {B, T, Hkv, D}, {B, T, Hkv, D}, {B, T}},
+          [w, method](const std::vector<Var>& x) { return switch_attention(x[0], x[1], x[2], w, x[3], nullptr, method); }};
 }
 
 std::vector<GradCase> grad_cases() {
@@ -109,6 +120,11 @@ std::vector<GradCase> grad_cases() {
       attention_case(1, 13, 2, 1, 4, 13), // w = T
       attention_case(1, 7, 2, 2, 4, 33),  // w > T: same as full
       attention_case(1, 33, 3, 1, 2, 7),  // longer T, 3 query heads on one kv head
+      switch_case(2, 7, 2, 1, 4, 3, SwitchMethod::OnePass),
+      switch_case(1, 13, 4, 2, 3, 1, SwitchMethod::OnePass),   // w = 1
+      switch_case(1, 7, 2, 2, 4, 13, SwitchMethod::OnePass),   // T < w: the branches coincide
+      switch_case(1, 33, 2, 1, 2, 5, SwitchMethod::OnePass),
+      switch_case(2, 7, 2, 1, 4, 3, SwitchMethod::TwoPassReference),
   };
 }
 

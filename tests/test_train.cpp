@@ -278,6 +278,11 @@ TEST_CASE("train: config defaults validate and every field round-trips through J
   c.model.tie_word_embeddings = false;
   c.model.max_position_embeddings = 2048;
   c.model.initializer_range = 0.1 + 0.2;  // 0.30000000000000004: needs all 17 digits
+  c.model.router_input = "residual";
+  c.model.router_init = "full";
+  c.model.router_threshold = 0.25;
+  c.model.router_init_std = 0.5;
+  c.model.router_full_bias = 5.0;
   c.train.seed = 18446744073709551615ull;  // > int64 max
   c.train.batch_size = 3;
   c.train.seq_len = 2048;
@@ -301,12 +306,19 @@ TEST_CASE("train: config defaults validate and every field round-trips through J
   c.data.corpus = "moby-dick";
   c.data.tokenizer = "gpt2";
   c.data.cache_dir = "/tmp/cache";
+  c.reg.mode = "fixed";
+  c.reg.gamma_base = 2e-3;
+  c.reg.eps = 0.5;
+  c.reg.alpha = 10.0;
+  c.reg.target_ratio = 0.13;
+  c.reg.controller_rate = 0.5;
   CHECK_NOTHROW(validate_config(c));
 
   const json written = config_to_json(c);
-  CHECK(written["model"].size() == 14);
+  CHECK(written["model"].size() == 19);
   CHECK(written["train"].size() == 20);
   CHECK(written["data"].size() == 3);
+  CHECK(written["reg"].size() == 6);
   const Config back = config_from_json(json::parse(written.dump()), "round-trip");
   CHECK(config_to_json(back) == written);
   CHECK(back.train.seed == 18446744073709551615ull);

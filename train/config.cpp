@@ -28,7 +28,7 @@ using FieldRef = std::variant<int64_t*, uint64_t*, double*, bool*, std::string*,
                               std::vector<std::string>*>;
 
 struct Field {
-  const char* section;          // "model" | "train" | "data"
+  const char* section;          // "model" | "train" | "data" | "reg"
   const char* key;              // the member's name, also the JSON key
   FieldRef (*locate)(Config&);  // where the value lives in a Config
 };
@@ -53,6 +53,11 @@ const Field kFields[] = {
     FIELD(model, tie_word_embeddings),
     FIELD(model, max_position_embeddings),
     FIELD(model, initializer_range),
+    FIELD(model, router_input),
+    FIELD(model, router_init),
+    FIELD(model, router_threshold),
+    FIELD(model, router_init_std),
+    FIELD(model, router_full_bias),
 
     FIELD(train, seed),
     FIELD(train, batch_size),
@@ -78,10 +83,17 @@ const Field kFields[] = {
     FIELD(data, corpus),
     FIELD(data, tokenizer),
     FIELD(data, cache_dir),
+
+    FIELD(reg, mode),
+    FIELD(reg, gamma_base),
+    FIELD(reg, eps),
+    FIELD(reg, alpha),
+    FIELD(reg, target_ratio),
+    FIELD(reg, controller_rate),
 };
 #undef FIELD
 
-const char* const kSections[] = {"model", "train", "data"};
+const char* const kSections[] = {"model", "train", "data", "reg"};
 
 bool is_section(const std::string& name) {
   for (const char* s : kSections)
@@ -202,7 +214,7 @@ std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
 Config config_from_json(const json& j, const std::string& source) {
   if (!j.is_object())
-    throw Error("config " + source + ": expected a JSON object with sections model, train, data; got " +
+    throw Error("config " + source + ": expected a JSON object with sections model, train, data, reg; got " +
                 std::string(j.type_name()));
   Config config;
   for (const auto& [section, keys] : j.items()) {
@@ -313,6 +325,16 @@ void validate_config(const Config& config) {
   require(d.tokenizer == "byte" || d.tokenizer == "gpt2", "data.tokenizer",
           "must be \"byte\" or \"gpt2\", got " + quoted(d.tokenizer));
   require(!d.cache_dir.empty(), "data.cache_dir", "must not be empty");
+
+  const RegularizerConfig& r = config.reg;
+  require(r.mode == "adaptive" || r.mode == "fixed" || r.mode == "off", "reg.mode",
+          "must be \"adaptive\", \"fixed\" or \"off\", got " + quoted(r.mode));
+  require(r.gamma_base >= 0, "reg.gamma_base", "must be >= 0" + got(r.gamma_base));
+  require(r.eps > 0, "reg.eps", "must be > 0" + got(r.eps));
+  require(r.alpha >= 0, "reg.alpha", "must be >= 0" + got(r.alpha));
+  require(r.target_ratio < 0 || r.target_ratio <= 1, "reg.target_ratio",
+          "must be in [0, 1] (or negative to turn the controller off)" + got(r.target_ratio));
+  require(r.controller_rate >= 0, "reg.controller_rate", "must be >= 0" + got(r.controller_rate));
 
   const int64_t tokenizer_vocab = d.tokenizer == "byte" ? 256 : 50257;
   require(m.vocab_size >= tokenizer_vocab, "model.vocab_size",

@@ -21,7 +21,7 @@ struct TrainConfig {
   uint64_t seed = 1;               // parameter init and batch sampling
   int64_t batch_size = 16;         // B
   int64_t seq_len = 128;           // T, tokens per training sequence
-  int64_t steps = 600;             // optimizer steps
+  int64_t steps = 400;             // optimizer steps
   double learning_rate = 3e-3;     // peak learning rate
   double min_learning_rate = 3e-4; // floor of the cosine decay
   int64_t warmup_steps = 50;       // linear warm-up from 0 to learning_rate
@@ -30,8 +30,8 @@ struct TrainConfig {
   double beta2 = 0.95;
   double adam_eps = 1e-8;
   double grad_clip = 1.0;          // global-norm clipping; 0 disables
-  int64_t log_interval = 25;       // steps between progress lines
-  int64_t eval_interval = 200;     // steps between validation evaluations (and at the end)
+  int64_t log_interval = 20;       // steps between progress lines
+  int64_t eval_interval = 100;     // steps between validation evaluations (and at the end)
   int64_t eval_batches = 8;        // validation batches per evaluation
   std::string dtype = "float32";   // "float32" | "float64"
   int64_t threads = 0;             // OpenMP threads; 0 = all cores
@@ -46,10 +46,21 @@ struct DataConfig {
   std::string cache_dir = "data/cache";   // where `make data` put the packages
 };
 
+// The adaptive efficiency regulariser (spec §5, Eq. 7-9) and our target-ratio controller.
+struct RegularizerConfig {
+  std::string mode = "adaptive";  // "adaptive" (Eq. 8) | "fixed" (gamma = gamma_base) | "off"
+  double gamma_base = 1e-3;
+  double eps = 0.1;               // Eq. 8's epsilon
+  double alpha = 100.0;           // weight of ||O_FULL - O_SWA||^2 in Eq. 8
+  double target_ratio = -1.0;     // < 0: controller off; in [0, 1]: full-attention ratio to reach
+  double controller_rate = 1.0;   // eta: gamma_base *= exp(eta * (rho - target)) after each step
+};
+
 struct Config {
   ModelConfig model;
   TrainConfig train;
   DataConfig data;
+  RegularizerConfig reg;
 };
 
 // ---- train/config.cpp ----

@@ -1,0 +1,27 @@
+#include "model/router.h"
+
+namespace swiattn {
+
+Tensor hard_route(const Tensor& prob, double threshold) {
+  Tensor m = Tensor::empty(prob.shape(), prob.dtype());
+  dispatch_float(prob.dtype(), "hard_route", [&](auto zero) {
+    using T = decltype(zero);
+    const T* p = prob.data<T>();
+    T* out = m.data<T>();
+    for (int64_t i = 0; i < prob.numel(); ++i) out[i] = p[i] > static_cast<T>(threshold) ? T(1) : T(0);
+  });
+  return m;
+}
+
+RouterDecision route_tokens(const Var& input, const Var& weight, const Var& bias, double threshold) {
+  const Tensor& X = input.value();
+  check_ndim("router", X, 3, "(B, T, C)");
+  RouterDecision r;
+  r.logit = add(reshape(matmul(input, weight, false, true), {X.dim(0), X.dim(1)}), bias);  // s = w_r . x + b_r
+  r.prob = sigmoid(r.logit);                                                                // Eq. 1
+  r.route = hard_route(r.prob.value(), threshold);                                          // m = [p > tau]
+  r.gate = add(Var(r.route), sub(r.prob, stop_gradient(r.prob)));                          // Eq. 2
+  return r;
+}
+
+}  // namespace swiattn

@@ -1,0 +1,70 @@
+#include "train/regularizer.h"
+
+#include <cmath>
+
+namespace swiattn {
+
+Tensor adaptive_gamma(const Tensor& per_token_nll, const Tensor& branch_diff_sq,
+                      const RegularizerConfig& config, double gamma_base) {
+  if (per_token_nll.numel() != branch_diff_sq.numel())
+    shape_error("adaptive_gamma", "one NLL per token", per_token_nll, branch_diff_sq);
+  check_same_dtype("adaptive_gamma", per_token_nll, branch_diff_sq);
+  Tensor gamma = Tensor::empty(branch_diff_sq.shape(), branch_diff_sq.dtype());
+  dispatch_float(gamma.dtype(), "adaptive_gamma", [&](auto zero) {
+    using T = decltype(zero);
+    const T* nll = per_token_nll.data<T>();
+    const T* diff = branch_diff_sq.data<T>();
+    T* g = gamma.data<T>();
+    for (int64_t i = 0; i < gamma.numel(); ++i)  // Eq. 8
+      g[i] = static_cast<T>(gamma_base / (config.eps + double(nll[i]) + config.alpha * double(diff[i])));
+  });
+  return gamma;
+}
+
+RegularizerResult efficiency_regularizer(const std::vector<LayerRouting>& routing,
+                                         const Tensor& per_token_nll, const RegularizerConfig& config,
+                                         double gamma_base, int64_t window) {
+  RegularizerResult result;
+  if (routing.empty()) return result;
+  Var total;
+  for (const LayerRouting& r : routing) {
+    LayerRoutingStats stats;
+    stats.layer = r.layer;
+    const int64_t B = r.route.dim(0), T = r.route.dim(1);
+    double routed = 0.0, routed_late = 0.0;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < T; ++t) {
+        const double m = r.route.at(b * T + t);
+        routed += m;
+        if (t >= window) routed_late += m;
+      }
+    stats.ratio = routed / static_cast<double>(B * T);
+    stats.effective_ratio = T > window ? routed_late / static_cast<double>(B * (T - window)) : 0.0;
+    if (config.mode != "off") {
+      if (config.mode == "adaptive" && !r.branch_diff_sq.defined())
+        throw Error("efficiency_regularizer: layer " + std::to_string(r.layer) +
+                    " has no branch difference (run the forward with measure_branches)");
+      const Tensor gamma = config.mode == "fixed"
+                               ? Tensor::full(r.route.shape(), gamma_base, r.route.dtype())
+                               : adaptive_gamma(per_token_nll, r.branch_diff_sq, config, gamma_base);
+      Var layer_term = mean(mul(Var(gamma), softplus(r.logit)));  // Eq. 7, averaged over (B, T)
+      stats.regularizer = layer_term.value().item();
+      double gamma_sum = 0.0;
+      for (int64_t i = 0; i < gamma.numel(); ++i) gamma_sum += gamma.at(i);
+      stats.mean_gamma = gamma_sum / static_cast<double>(gamma.numel());
+      total = total.defined() ? add(total, layer_term) : layer_term;
+    }
+    result.ratio += stats.ratio / static_cast<double>(routing.size());
+    result.effective_ratio += stats.effective_ratio / static_cast<double>(routing.size());
+    result.layers.push_back(stats);
+  }
+  if (total.defined()) result.loss = scale(total, 1.0 / static_cast<double>(routing.size()));  // Eq. 9
+  return result;
+}
+
+double update_gamma_base(double gamma_base, double measured_ratio, const RegularizerConfig& config) {
+  if (config.target_ratio < 0) return gamma_base;
+  return gamma_base * std::exp(config.controller_rate * (measured_ratio - config.target_ratio));
+}
+
+}  // namespace swiattn
