@@ -31,6 +31,10 @@ struct ModelConfig {
   double router_threshold = 0.5;          // tau: m_t = 1 (full attention) when p_t > tau
   double router_init_std = 0.02;
   double router_full_bias = 3.0;
+  // [R] The straight-through signal trains the router's own w_r, b_r only: its input is detached,
+  // so every other parameter gets exactly the gradient of the hard-routed forward (the check of
+  // spec §4). false: the STE gradient also flows into the hidden state the router reads.
+  bool router_detach_input = true;
 
   // Layer l's type ("full" when layer_types is empty).
   const std::string& layer_type(int64_t layer) const;

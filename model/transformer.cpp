@@ -70,8 +70,9 @@ Var Transformer::attention_block(int64_t l, const Var& x, bool measure_branches,
   Var o;                                                                                // (B, T, H, D)
   if (layer.type == "switch") {
     // Eq. 1-2: route every token; Eq. 4-6: both branches from the same q, k, v, mixed by the gate.
-    const RouterDecision r = route_tokens(c.router_input == "normed" ? u : x, layer.attn.router_weight,
-                                          layer.attn.router_bias, c.router_threshold);
+    const Var router_input = c.router_input == "normed" ? u : x;
+    const RouterDecision r = route_tokens(c.router_detach_input ? stop_gradient(router_input) : router_input,
+                                          layer.attn.router_weight, layer.attn.router_bias, c.router_threshold);
     LayerRouting record{l, r.logit, r.route, Tensor()};
     o = switch_attention(q, k, v, layer.window, r.gate, measure_branches ? &record.branch_diff_sq : nullptr);
     routing.push_back(record);

@@ -283,6 +283,7 @@ TEST_CASE("train: config defaults validate and every field round-trips through J
   c.model.router_threshold = 0.25;
   c.model.router_init_std = 0.5;
   c.model.router_full_bias = 5.0;
+  c.model.router_detach_input = false;
   c.train.seed = 18446744073709551615ull;  // > int64 max
   c.train.batch_size = 3;
   c.train.seq_len = 2048;
@@ -315,7 +316,7 @@ TEST_CASE("train: config defaults validate and every field round-trips through J
   CHECK_NOTHROW(validate_config(c));
 
   const json written = config_to_json(c);
-  CHECK(written["model"].size() == 19);
+  CHECK(written["model"].size() == 20);
   CHECK(written["train"].size() == 20);
   CHECK(written["data"].size() == 3);
   CHECK(written["reg"].size() == 6);

@@ -58,6 +58,7 @@ const Field kFields[] = {
     FIELD(model, router_threshold),
     FIELD(model, router_init_std),
     FIELD(model, router_full_bias),
+    FIELD(model, router_detach_input),
 
     FIELD(train, seed),
     FIELD(train, batch_size),
