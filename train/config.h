@@ -38,6 +38,7 @@ struct TrainConfig {
   int64_t sample_tokens = 200;     // tokens generated after training (0 = none)
   std::string sample_prompt = "The ";
   double sample_temperature = 0.8;
+  std::string init_from = "";      // continual pretraining (spec §6): a checkpoint dir to start from
 };
 
 struct DataConfig {

@@ -14,18 +14,41 @@
 #include "data/corpus.h"
 #include "data/loader.h"
 #include "data/tokenizer.h"
+#include "model/checkpoint.h"
 #include "model/sampling.h"
 #include "tensor/random.h"
 #include "train/optimizer.h"
+#include "train/regularizer.h"
 
 namespace swiattn {
 
-double evaluate_loss(const Transformer& model, const std::vector<std::pair<Tensor, Tensor>>& batches) {
+double evaluate_loss(const Transformer& model, const std::vector<std::pair<Tensor, Tensor>>& batches,
+                     std::vector<double>* layer_ratios) {
   if (batches.empty()) throw Error("evaluate_loss: no batches");
   NoGradGuard no_grad;
   double total = 0.0;
-  for (const auto& [inputs, targets] : batches) total += model.loss(inputs, targets).value().item();
+  if (layer_ratios) layer_ratios->clear();
+  for (const auto& [inputs, targets] : batches) {
+    const ForwardResult f = model.forward_with_routing(inputs, false);
+    total += next_token_loss(f.logits, targets).value().item();
+    if (!layer_ratios) continue;
+    layer_ratios->resize(f.routing.size(), 0.0);
+    for (size_t l = 0; l < f.routing.size(); ++l) {
+      const Tensor& m = f.routing[l].route;
+      double routed = 0.0;
+      for (int64_t i = 0; i < m.numel(); ++i) routed += m.at(i);
+      (*layer_ratios)[l] += routed / static_cast<double>(m.numel() * batches.size());
+    }
+  }
   return total / static_cast<double>(batches.size());
+}
+
+// "0.41 0.12 0.33": one full-attention ratio per switch layer.
+static std::string ratios_str(const std::vector<double>& ratios) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(2);
+  for (size_t i = 0; i < ratios.size(); ++i) s << (i ? " " : "") << ratios[i];
+  return s.str();
 }
 
 static std::string format_duration(double seconds) {
@@ -48,6 +71,20 @@ static void write_file_atomically(const std::filesystem::path& path, const std::
     if (!f) throw Error("write failed: " + tmp.string());
   }
   std::filesystem::rename(tmp, path);
+}
+
+// "full full swa switch" (or "all full").
+static std::string layer_types_str(const ModelConfig& m) {
+  if (m.layer_types.empty()) return "all full";
+  std::string s;
+  for (const std::string& t : m.layer_types) s += (s.empty() ? "" : " ") + t;
+  return s;
+}
+
+static std::vector<double> layer_field(const RegularizerResult& r, double LayerRoutingStats::*field) {
+  std::vector<double> values;
+  for (const LayerRoutingStats& l : r.layers) values.push_back(l.*field);
+  return values;
 }
 
 TrainSummary run_training(const Config& config, const std::string& out_dir, std::ostream& log) {
@@ -74,6 +111,23 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
                                               static_cast<int>(tc.seq_len), static_cast<int>(tc.eval_batches));
 
   Transformer model(config.model, dtype, derive_seed(tc.seed, 0));
+  std::string init_note;
+  if (!tc.init_from.empty()) {
+    // Continual pretraining (spec §6): same weights, new layer types; routers the checkpoint
+    // lacks keep their initialisation (model.router_init).
+    const LoadReport loaded = load_model_weights(tc.init_from, model, is_router_parameter);
+    init_note = "  initialised from " + tc.init_from + ": " + std::to_string(loaded.loaded.size()) +
+                " tensors loaded, " + std::to_string(loaded.initialised.size()) + " router tensors initialised (" +
+                config.model.router_init + ")";
+    const nlohmann::json state = read_trainer_state(tc.init_from);
+    if (state.is_object() && state.contains("final_val_loss"))
+      init_note += "; its validation loss " + std::to_string(state["final_val_loss"].get<double>());
+    init_note += "\n";
+  }
+  bool has_switch = false;
+  for (int64_t l = 0; l < config.model.num_hidden_layers; ++l) has_switch = has_switch || config.model.layer_type(l) == "switch";
+  const bool measure_branches = has_switch && config.reg.mode == "adaptive";
+  double gamma_base = config.reg.gamma_base;
   AdamWOptions adam;
   adam.beta1 = tc.beta1;
   adam.beta2 = tc.beta2;
@@ -88,11 +142,16 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
       << "  model: " << model.parameter_count() << " parameters, " << config.model.num_hidden_layers
       << " layers, d_model " << config.model.hidden_size << ", " << dtype_name(dtype) << ", "
       << omp_get_max_threads() << " threads\n"
+      << "  layer types: " << layer_types_str(config.model) << " (window " << config.model.sliding_window << ")\n"
+      << init_note
       << "  training: " << tc.steps << " steps of " << tc.batch_size << " x " << tc.seq_len
       << " tokens; output in " << out_dir << "\n";
 
-  summary.initial_val_loss = evaluate_loss(model, val_batches);
-  log << "  step 0 validation loss " << std::setprecision(4) << summary.initial_val_loss << "\n" << std::flush;
+  std::vector<double> val_ratios;
+  summary.initial_val_loss = evaluate_loss(model, val_batches, &val_ratios);
+  log << "  step 0 validation loss " << std::setprecision(4) << summary.initial_val_loss;
+  if (has_switch) log << " | full-attention ratio per switch layer " << ratios_str(val_ratios);
+  log << "\n" << std::flush;
 
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
@@ -101,8 +160,13 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
     const double lr = learning_rate_at(step, tc.learning_rate, tc.min_learning_rate, tc.warmup_steps, tc.steps);
     loader.next(inputs, targets);
     optimizer.zero_grad();
-    Var loss = model.loss(inputs, targets);
-    loss.backward();
+    const ForwardResult forward = model.forward_with_routing(inputs, measure_branches);
+    Tensor per_token_nll;
+    Var loss = next_token_loss(forward.logits, targets, &per_token_nll);       // L_LM
+    const RegularizerResult reg = efficiency_regularizer(forward.routing, per_token_nll, config.reg,
+                                                         gamma_base, config.model.sliding_window);
+    Var total = reg.loss.defined() ? add(loss, reg.loss) : loss;              // Eq. 9
+    total.backward();
     const double grad_norm = clip_grad_norm(model.parameters(), tc.grad_clip);
     const double loss_value = loss.value().item();
     if (!std::isfinite(loss_value) || !std::isfinite(grad_norm))
@@ -110,6 +174,7 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
                   " (loss " + std::to_string(loss_value) + ", grad norm " + std::to_string(grad_norm) +
                   "); lower train.learning_rate");
     optimizer.step(lr);
+    if (has_switch) gamma_base = update_gamma_base(gamma_base, reg.ratio, config.reg);  // [R] controller
     summary.tokens_trained += tc.batch_size * tc.seq_len;
 
     const int64_t done = step + 1;
@@ -120,23 +185,50 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
       log << "step " << std::setw(5) << done << "/" << tc.steps << " | loss " << std::setprecision(4)
           << loss_value << " | lr " << std::scientific << std::setprecision(2) << lr << std::fixed
           << " | grad norm " << std::setprecision(3) << grad_norm << " | " << std::setprecision(0)
-          << tok_per_s << " tok/s | ETA " << format_duration(eta) << "\n" << std::flush;
-      metrics << nlohmann::json{{"step", done}, {"loss", loss_value}, {"lr", lr}, {"grad_norm", grad_norm},
-                                {"tokens_per_second", tok_per_s}, {"seconds", secs}}.dump() << "\n" << std::flush;
+          << tok_per_s << " tok/s | ETA " << format_duration(eta);
+      nlohmann::json line{{"step", done}, {"loss", loss_value}, {"lr", lr}, {"grad_norm", grad_norm},
+                          {"tokens_per_second", tok_per_s}, {"seconds", secs}};
+      if (has_switch) {
+        log << "\n      FA ratio " << std::setprecision(3) << reg.ratio << " (t >= w: " << reg.effective_ratio
+            << ") | reg " << std::scientific << std::setprecision(2)
+            << (reg.loss.defined() ? reg.loss.value().item() : 0.0) << " | gamma_base " << gamma_base
+            << std::fixed << " | per layer " << ratios_str(layer_field(reg, &LayerRoutingStats::ratio));
+        line["fa_ratio"] = reg.ratio;
+        line["fa_ratio_effective"] = reg.effective_ratio;
+        line["regularizer"] = reg.loss.defined() ? reg.loss.value().item() : 0.0;
+        line["gamma_base"] = gamma_base;
+        line["layer_fa_ratio"] = layer_field(reg, &LayerRoutingStats::ratio);
+        line["layer_fa_ratio_effective"] = layer_field(reg, &LayerRoutingStats::effective_ratio);
+        line["layer_mean_gamma"] = layer_field(reg, &LayerRoutingStats::mean_gamma);
+        line["layer_regularizer"] = layer_field(reg, &LayerRoutingStats::regularizer);
+      }
+      log << "\n" << std::flush;
+      metrics << line.dump() << "\n" << std::flush;
     }
     if (done % tc.eval_interval == 0 || done == tc.steps) {
-      const double val = evaluate_loss(model, val_batches);
+      const double val = evaluate_loss(model, val_batches, &val_ratios);
       summary.final_val_loss = val;
       log << "  step " << done << " validation loss " << std::setprecision(4) << val << " (unigram entropy "
-          << summary.unigram_entropy << ")\n" << std::flush;
-      metrics << nlohmann::json{{"step", done}, {"val_loss", val}}.dump() << "\n" << std::flush;
+          << summary.unigram_entropy << ")";
+      if (has_switch) log << " | full-attention ratio per switch layer " << ratios_str(val_ratios);
+      log << "\n" << std::flush;
+      metrics << nlohmann::json{{"step", done}, {"val_loss", val}, {"val_layer_fa_ratio", val_ratios}}.dump()
+              << "\n" << std::flush;
     }
   }
   summary.seconds = elapsed();
+  summary.final_layer_ratios = val_ratios;
+  const std::string checkpoint_dir = (std::filesystem::path(out_dir) / "checkpoint").string();
+  save_checkpoint(checkpoint_dir, model, config, &optimizer,
+                  nlohmann::json{{"step", tc.steps}, {"final_val_loss", summary.final_val_loss},
+                                 {"gamma_base", gamma_base}, {"loader_rng_counter", loader.rng().counter}});
 
   log << "done: " << summary.tokens_trained << " tokens in " << format_duration(summary.seconds)
       << "; validation loss " << std::setprecision(4) << summary.initial_val_loss << " -> "
-      << summary.final_val_loss << " nats/token, unigram entropy " << summary.unigram_entropy << "\n";
+      << summary.final_val_loss << " nats/token, unigram entropy " << summary.unigram_entropy << "\n"
+      << "checkpoint: " << checkpoint_dir << "\n";
+  if (has_switch)
+    log << "full-attention ratio per switch layer (validation): " << ratios_str(val_ratios) << "\n";
   if (tc.sample_tokens > 0) {
     Rng rng(derive_seed(tc.seed, 2));
     const std::vector<int32_t> prompt = tokenizer->encode(tc.sample_prompt);

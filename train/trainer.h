@@ -1,7 +1,8 @@
 // train/trainer.h: the training loop behind `swiattn train`.
 //
-// One step: sample a batch (B, T) of token windows, forward, mean next-token cross-entropy,
-// backward, clip the global gradient norm, one AdamW step at the scheduled learning rate.
+// One step: sample a batch (B, T) of token windows, forward, mean next-token cross-entropy plus
+// the efficiency regulariser of the switch layers (Eq. 9), backward, clip the global gradient
+// norm, one AdamW step at the scheduled learning rate, then the optional target-ratio controller.
 // Progress lines go to `log`; every line is also appended to OUT/metrics.jsonl as JSON.
 #pragma once
 
@@ -23,13 +24,19 @@ struct TrainSummary {
   int64_t tokens_trained = 0;
   double seconds = 0.0;
   std::string sample;             // text generated after training ("" if sample_tokens = 0)
+  std::vector<double> final_layer_ratios;  // validation full-attention ratio per switch layer
 };
 
 // Mean cross-entropy of `model` over the given (inputs, targets) batches, without gradients.
-double evaluate_loss(const Transformer& model, const std::vector<std::pair<Tensor, Tensor>>& batches);
+// layer_ratios, if given, receives the full-attention ratio of each switch layer.
+double evaluate_loss(const Transformer& model, const std::vector<std::pair<Tensor, Tensor>>& batches,
+                     std::vector<double>* layer_ratios = nullptr);
 
 // Runs the whole job described by `config`, writing into out_dir (created if needed):
-// config.json (the resolved configuration) and metrics.jsonl.
+// config.json (the resolved configuration), metrics.jsonl, and the final checkpoint in
+// out_dir/checkpoint (docs/checkpoints.md). With train.init_from, the model starts from that
+// checkpoint's weights (continual pretraining, spec §6); the loss adds the efficiency
+// regulariser (train/regularizer.h) whenever the model has switch layers.
 TrainSummary run_training(const Config& config, const std::string& out_dir, std::ostream& log);
 
 }  // namespace swiattn
