@@ -317,7 +317,7 @@ TEST_CASE("train: config defaults validate and every field round-trips through J
 
   const json written = config_to_json(c);
   CHECK(written["model"].size() == 20);
-  CHECK(written["train"].size() == 20);
+  CHECK(written["train"].size() == 21);
   CHECK(written["data"].size() == 3);
   CHECK(written["reg"].size() == 6);
   const Config back = config_from_json(json::parse(written.dump()), "round-trip");
@@ -424,7 +424,7 @@ TEST_CASE("train: validate_config rejects impossible values, naming the key") {
       {{"train.seq_len=2048"}, "train.seq_len: 2048 exceeds model.max_position_embeddings 1024"},
       {{"train.seq_len=0"}, "train.seq_len"},
       {{"train.batch_size=0"}, "train.batch_size"},
-      {{"train.steps=0"}, "train.steps"},
+      {{"train.steps=-1"}, "train.steps"},
       {{"train.learning_rate=-1"}, "train.learning_rate"},
       {{"train.min_learning_rate=0.01", "train.learning_rate=0.001"}, "train.min_learning_rate"},
       {{"train.warmup_steps=-1"}, "train.warmup_steps"},
@@ -491,3 +491,14 @@ TEST_CASE("train: load_config_file reads a file and names the path on every fail
 
 }  // namespace
 }  // namespace swiattn
+
+TEST_CASE("train: the example configurations in configs/ load and validate") {
+  int found = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(SWIATTN_SOURCE_DIR) + "/configs")) {
+    if (entry.path().extension() != ".json") continue;
+    ++found;
+    INFO(entry.path().string());
+    CHECK_NOTHROW(validate_config(load_config_file(entry.path().string())));
+  }
+  CHECK(found >= 3);
+}

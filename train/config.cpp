@@ -299,7 +299,7 @@ void validate_config(const Config& config) {
   require(t.seq_len <= m.max_position_embeddings, "train.seq_len",
           num(t.seq_len) + " exceeds model.max_position_embeddings " +
               num(m.max_position_embeddings));
-  require(t.steps >= 1, "train.steps", "must be >= 1" + got(t.steps));
+  require(t.steps >= 0, "train.steps", "must be >= 0 (0 = evaluate only)" + got(t.steps));
   require(t.learning_rate >= 0, "train.learning_rate", "must be >= 0" + got(t.learning_rate));
   require(t.min_learning_rate >= 0, "train.min_learning_rate",
           "must be >= 0" + got(t.min_learning_rate));

@@ -21,7 +21,7 @@ struct TrainConfig {
   uint64_t seed = 1;               // parameter init and batch sampling
   int64_t batch_size = 16;         // B
   int64_t seq_len = 128;           // T, tokens per training sequence
-  int64_t steps = 400;             // optimizer steps
+  int64_t steps = 400;             // optimizer steps (0: evaluate the initial model only, e.g. SWA-ZS)
   double learning_rate = 3e-3;     // peak learning rate
   double min_learning_rate = 3e-4; // floor of the cosine decay
   int64_t warmup_steps = 50;       // linear warm-up from 0 to learning_rate

@@ -217,6 +217,7 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
     }
   }
   summary.seconds = elapsed();
+  if (tc.steps == 0) summary.final_val_loss = summary.initial_val_loss;  // evaluation only
   summary.final_layer_ratios = val_ratios;
   const std::string checkpoint_dir = (std::filesystem::path(out_dir) / "checkpoint").string();
   save_checkpoint(checkpoint_dir, model, config, &optimizer,
