@@ -498,7 +498,7 @@ TEST_CASE("train: the example configurations in configs/ load and validate") {
     if (entry.path().extension() != ".json") continue;
     ++found;
     INFO(entry.path().string());
-    CHECK_NOTHROW(validate_config(load_config_file(entry.path().string())));
+    CHECK_NOTHROW(swiattn::validate_config(swiattn::load_config_file(entry.path().string())));
   }
   CHECK(found >= 3);
 }
