@@ -1,0 +1,324 @@
+// model/checkpoint.cpp: the checkpoint directory (layout in model/checkpoint.h).
+//
+// config.json is derived from train/config.cpp's one table of fields (config_to_json), so a new
+// ModelConfig field reaches config.json, and is accepted back, with no change here.
+#include "model/checkpoint.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "model/safetensors.h"
+
+namespace swiattn {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* const kModelFile = "model.safetensors";
+const char* const kConfigFile = "config.json";
+const char* const kRunConfigFile = "run_config.json";
+const char* const kOptimizerFile = "optimizer.safetensors";
+const char* const kTrainerStateFile = "trainer_state.json";
+
+std::string path_in(const std::string& dir, const char* file) { return (fs::path(dir) / file).string(); }
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+// The "model" section of config_to_json: every ModelConfig field under its own name.
+json model_fields_to_json(const ModelConfig& model) {
+  Config wrapper;
+  wrapper.model = model;
+  return config_to_json(wrapper)["model"];
+}
+
+const char* torch_dtype_name(DType dtype) {
+  if (dtype == DType::I32) throw Error("checkpoint: a model cannot have dtype int32");
+  return dtype_name(dtype);  // "float32", "float64", "bfloat16": the names torch uses
+}
+
+// Keys that Hugging Face tools write into config.json, which describe the file, not the model.
+void check_bookkeeping_key(const std::string& key, const json& value, const std::string& where) {
+  const auto expect = [&](bool ok, const char* what) {
+    if (!ok) throw Error(where + key + " must be " + what + ", got " + value.dump());
+  };
+  if (key == "architectures") {
+    expect(value.is_array(), "an array of strings");
+    for (const json& name : value) expect(name.is_string(), "an array of strings");
+  } else if (key == "torch_dtype" || key == "dtype") {
+    expect(value.is_string() && (value == "float32" || value == "float64" || value == "bfloat16"),
+           "\"float32\", \"float64\" or \"bfloat16\"");
+  } else {
+    expect(value.is_string(), "a string");
+  }
+}
+
+bool is_bookkeeping_key(const std::string& key) {
+  return key == "architectures" || key == "torch_dtype" || key == "dtype" ||
+         key == "transformers_version" || key == "_name_or_path";
+}
+
+json read_json_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("checkpoint " + path + ": cannot open (missing or unreadable)");
+  std::ostringstream text;
+  text << in.rdbuf();
+  try {
+    return json::parse(text.str());
+  } catch (const json::exception& e) {
+    throw Error("checkpoint " + path + ": not valid JSON: " + e.what());
+  }
+}
+
+void write_json_file(const std::string& path, const json& j) {
+  write_file_atomically(path, j.dump(2) + "\n");
+}
+
+void remove_if_present(const std::string& path) {
+  std::error_code ec;
+  fs::remove(path, ec);
+  if (ec)
+    throw Error("checkpoint " + path + ": cannot remove the previous save's file (" + ec.message() + ")");
+}
+
+// The model's name of each optimizer parameter; Error if one is not a model parameter.
+std::vector<std::string> optimizer_parameter_names(const AdamW& optimizer, const Transformer& model,
+                                                   const std::string& where) {
+  std::map<const Node*, std::string> name_of;
+  for (const Var& p : model.parameters()) name_of[p.node()] = p.name();
+  std::vector<std::string> names;
+  for (size_t i = 0; i < optimizer.params().size(); ++i) {
+    const auto it = name_of.find(optimizer.params()[i].node());
+    if (it == name_of.end())
+      throw Error(where + "optimizer parameter " + std::to_string(i) + " (" +
+                  quoted(optimizer.params()[i].name()) + ") is not a parameter of the model");
+    names.push_back(it->second);
+  }
+  return names;
+}
+
+// "3 more" style tail for messages that name the first of several problems.
+std::string and_more(size_t count) {
+  return count > 1 ? " (and " + std::to_string(count - 1) + " more)" : "";
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// config.json
+// ---------------------------------------------------------------------------------------------
+
+json model_config_to_hf_json(const ModelConfig& config, DType dtype) {
+  json j = model_fields_to_json(config);
+  j["model_type"] = "swiattn";
+  j["architectures"] = json::array({"SwiAttnForCausalLM"});
+  j["torch_dtype"] = torch_dtype_name(dtype);
+  return j;
+}
+
+ModelConfig model_config_from_hf_json(const json& j, const std::string& source) {
+  const std::string where = "config " + source + ": ";
+  if (!j.is_object()) throw Error(where + "expected a JSON object, got " + j.type_name());
+  if (!j.contains("model_type") || j["model_type"] != "swiattn")
+    throw Error(where + "model_type must be \"swiattn\", got " +
+                (j.contains("model_type") ? j["model_type"].dump() : "nothing"));
+  const json known_fields = model_fields_to_json(ModelConfig{});
+  json model_section = json::object();
+  for (const auto& [key, value] : j.items()) {
+    if (key == "model_type") continue;
+    if (is_bookkeeping_key(key)) {
+      check_bookkeeping_key(key, value, where);
+      continue;
+    }
+    if (!known_fields.contains(key)) throw Error(where + "unknown key " + quoted(key));
+    model_section[key] = value;
+  }
+  // Type checks (and their messages) are the run configuration's: "model.hidden_size must be...".
+  return config_from_json(json{{"model", model_section}}, source).model;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Saving
+// ---------------------------------------------------------------------------------------------
+
+void save_checkpoint(const std::string& dir, const Transformer& model, const Config& run_config,
+                     const AdamW* optimizer, const json& trainer_state) {
+  const std::string where = "checkpoint " + dir + ": ";
+  // Check every argument before writing anything.
+  const json model_fields = model_fields_to_json(model.config());
+  const json run_fields = model_fields_to_json(run_config.model);
+  for (const auto& [key, value] : model_fields.items())
+    if (run_fields.at(key) != value)
+      throw Error(where + "run_config.model." + key + " is " + run_fields.at(key).dump() +
+                  " but the model's is " + value.dump() + " (a resumed run would build another model)");
+  if (run_config.train.dtype != dtype_name(model.dtype()))
+    throw Error(where + "run_config.train.dtype is " + quoted(run_config.train.dtype) +
+                " but the model is " + dtype_name(model.dtype()));
+  if (!trainer_state.is_null() && !trainer_state.is_object())
+    throw Error(where + "trainer_state must be a JSON object or null, got " + trainer_state.type_name());
+  std::vector<std::string> optimizer_names;
+  if (optimizer) optimizer_names = optimizer_parameter_names(*optimizer, model, where);
+
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error(where + "cannot create the directory (" + ec.message() + ")");
+
+  std::vector<std::pair<std::string, Tensor>> weights;
+  for (const Var& p : model.parameters()) weights.emplace_back(p.name(), p.value());
+  write_safetensors(path_in(dir, kModelFile), weights, {{"format", "pt"}, {"producer", "swiattn"}});
+  write_json_file(path_in(dir, kConfigFile), model_config_to_hf_json(model.config(), model.dtype()));
+  write_json_file(path_in(dir, kRunConfigFile), config_to_json(run_config));
+
+  if (optimizer) {
+    std::vector<std::pair<std::string, Tensor>> moments;
+    for (size_t i = 0; i < optimizer_names.size(); ++i) {
+      moments.emplace_back("m." + optimizer_names[i], optimizer->first_moments()[i]);
+      moments.emplace_back("v." + optimizer_names[i], optimizer->second_moments()[i]);
+    }
+    write_safetensors(path_in(dir, kOptimizerFile), moments,
+                      {{"format", "pt"}, {"producer", "swiattn"},
+                       {"steps_taken", std::to_string(optimizer->steps_taken())}});
+  } else {
+    remove_if_present(path_in(dir, kOptimizerFile));
+  }
+  if (!trainer_state.is_null()) write_json_file(path_in(dir, kTrainerStateFile), trainer_state);
+  else remove_if_present(path_in(dir, kTrainerStateFile));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------------------------
+
+ModelConfig read_checkpoint_model_config(const std::string& dir) {
+  const std::string path = path_in(dir, kConfigFile);
+  ModelConfig config = model_config_from_hf_json(read_json_file(path), path);
+  try {
+    config.validate();
+  } catch (const Error& e) {
+    throw Error("config " + path + ": " + e.what());
+  }
+  return config;
+}
+
+Config read_checkpoint_run_config(const std::string& dir) {
+  return load_config_file(path_in(dir, kRunConfigFile));
+}
+
+json read_trainer_state(const std::string& dir) {
+  const std::string path = path_in(dir, kTrainerStateFile);
+  if (!fs::exists(path)) return json();
+  json state = read_json_file(path);
+  if (!state.is_object())
+    throw Error("checkpoint " + path + ": expected a JSON object, got " + state.type_name());
+  return state;
+}
+
+LoadReport load_model_weights(const std::string& dir, Transformer& model,
+                              const std::function<bool(const std::string&)>& may_be_missing,
+                              const std::function<bool(const std::string&)>& may_be_ignored) {
+  const std::string path = path_in(dir, kModelFile);
+  const std::string where = "checkpoint " + path + ": ";
+  const SafetensorsFile file = read_safetensors(path);
+
+  // Pass 1: match every parameter with a tensor and check it; change nothing.
+  LoadReport report;
+  std::vector<std::pair<Tensor, Tensor>> copies;  // (parameter's value, file tensor)
+  std::vector<std::string> missing;
+  std::set<std::string> parameter_names;
+  for (const Var& p : model.parameters()) {
+    parameter_names.insert(p.name());
+    const auto it = file.tensors.find(p.name());
+    if (it == file.tensors.end()) {
+      if (may_be_missing && may_be_missing(p.name())) report.initialised.push_back(p.name());
+      else missing.push_back(p.name() + " " + shape_str(p.shape()));
+      continue;
+    }
+    const Tensor& stored = it->second;
+    if (stored.shape() != p.shape())
+      throw Error(where + "tensor " + quoted(p.name()) + " has shape " + shape_str(stored.shape()) +
+                  " in the file but " + shape_str(p.shape()) + " in the model");
+    if (stored.dtype() != DType::F32 && stored.dtype() != DType::F64)
+      throw Error(where + "tensor " + quoted(p.name()) + " is " + dtype_name(stored.dtype()) +
+                  " in the file; only float32 and float64 load into parameters");
+    if (p.value().device() != Device::CPU)
+      throw Error(where + "parameter " + quoted(p.name()) + " is not on the CPU");
+    copies.emplace_back(p.value(), stored);
+    report.loaded.push_back(p.name());
+  }
+  if (!missing.empty())
+    throw Error(where + "the model's parameter " + missing.front() + " is not in the file" +
+                and_more(missing.size()));
+  std::vector<std::string> unexpected;
+  for (const std::string& name : file.names) {
+    if (parameter_names.count(name)) continue;
+    if (may_be_ignored && may_be_ignored(name)) report.ignored.push_back(name);
+    else unexpected.push_back(name + " " + shape_str(file.tensors.at(name).shape()));
+  }
+  if (!unexpected.empty())
+    throw Error(where + "tensor " + unexpected.front() + " is not a parameter of the model" +
+                and_more(unexpected.size()) + " (was the checkpoint saved from another architecture?)");
+
+  // Pass 2: every check passed; copy (Tensor handles share storage with the parameters).
+  for (auto& [parameter, stored] : copies) parameter.copy_from(stored);
+  return report;
+}
+
+bool is_router_parameter(const std::string& name) {
+  const auto ends_with = [&](const std::string& suffix) {
+    return name.size() >= suffix.size() &&
+           name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  return name.rfind("layers.", 0) == 0 &&
+         (ends_with(".attn.router.weight") || ends_with(".attn.router.bias"));
+}
+
+void load_optimizer_state(const std::string& dir, AdamW& optimizer, const Transformer& model) {
+  const std::string path = path_in(dir, kOptimizerFile);
+  const std::string where = "checkpoint " + path + ": ";
+  if (!fs::exists(path)) throw Error(where + "missing: this checkpoint was saved without optimizer state");
+  const std::vector<std::string> names = optimizer_parameter_names(optimizer, model, where);
+  const SafetensorsFile file = read_safetensors(path);
+
+  const auto steps = file.metadata.find("steps_taken");
+  if (steps == file.metadata.end()) throw Error(where + "__metadata__ has no steps_taken");
+  const std::string& digits = steps->second;
+  const bool all_digits = !digits.empty() && digits.size() <= 18 &&  // 18 digits fit in int64
+                          std::all_of(digits.begin(), digits.end(),
+                                      [](char c) { return c >= '0' && c <= '9'; });
+  if (!all_digits)
+    throw Error(where + "__metadata__.steps_taken must be a non-negative integer, got " + quoted(digits));
+  const int64_t steps_taken = std::stoll(digits);
+
+  std::vector<Tensor> first_moments, second_moments;
+  std::set<std::string> used;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const Var& p = optimizer.params()[i];
+    for (const char* prefix : {"m.", "v."}) {
+      const std::string key = prefix + names[i];
+      const auto it = file.tensors.find(key);
+      if (it == file.tensors.end())
+        throw Error(where + "tensor " + quoted(key) + " " + shape_str(p.shape()) + " is not in the file");
+      if (it->second.shape() != p.shape())
+        throw Error(where + "tensor " + quoted(key) + " has shape " + shape_str(it->second.shape()) +
+                    " in the file but the parameter is " + shape_str(p.shape()));
+      if (it->second.dtype() != DType::F32 && it->second.dtype() != DType::F64)
+        throw Error(where + "tensor " + quoted(key) + " is " + dtype_name(it->second.dtype()) +
+                    "; expected float32 or float64");
+      (prefix[0] == 'm' ? first_moments : second_moments).push_back(it->second);
+      used.insert(key);
+    }
+  }
+  for (const std::string& name : file.names)
+    if (!used.count(name))
+      throw Error(where + "tensor " + quoted(name) + " belongs to no parameter of the optimizer");
+  optimizer.load_state(steps_taken, first_moments, second_moments);  // checks again, then copies
+}
+
+}  // namespace swiattn

@@ -1,0 +1,84 @@
+// model/checkpoint.h: saving and loading a model, its configuration and its training state.
+//
+// A checkpoint is a directory (docs/checkpoints.md describes every file and key):
+//   DIR/model.safetensors      every parameter under its name ("layers.3.attn.q_proj.weight"),
+//                              in the model's dtype; __metadata__ {"format": "pt", "producer": "swiattn"}
+//   DIR/config.json            the ModelConfig in the Hugging Face style (model_type "swiattn")
+//   DIR/run_config.json        the whole run Config (train/config.h), for resuming
+//   DIR/optimizer.safetensors  optional: AdamW moments "m.<param>" and "v.<param>", step count in
+//                              __metadata__["steps_taken"]
+//   DIR/trainer_state.json     optional: whatever JSON object the trainer passes
+// Each file is written atomically (file.tmp, then rename); the directory as a whole is not: to
+// publish a complete checkpoint at once, save into a fresh directory and rename it.
+//
+// Every load validates the whole file against the model before changing anything, so a failed
+// load throws an Error and leaves the model (or optimizer) exactly as it was.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>  // nlohmann::json; include <nlohmann/json.hpp> to use it
+
+#include "model/config.h"
+#include "model/transformer.h"
+#include "tensor/tensor.h"
+#include "train/config.h"
+#include "train/optimizer.h"
+
+namespace swiattn {
+
+// ---- config.json ----
+// Every ModelConfig field under its own name, plus model_type "swiattn", architectures
+// ["SwiAttnForCausalLM"] and torch_dtype ("float32" | "float64" | "bfloat16").
+nlohmann::json model_config_to_hf_json(const ModelConfig& config, DType dtype);
+// The inverse. Missing fields keep ModelConfig's defaults; model_type must be "swiattn"; the
+// Hugging Face bookkeeping keys (architectures, torch_dtype, dtype, transformers_version,
+// _name_or_path) are checked for type and otherwise ignored; any other unknown key, or a value of
+// the wrong type, is an Error naming `source` and the key. Does not call validate().
+ModelConfig model_config_from_hf_json(const nlohmann::json& j, const std::string& source);
+
+// ---- saving ----
+// Creates `dir` if needed and writes the files above. run_config.model must equal model.config()
+// (a resumed run rebuilds the model from it); optimizer may be null; trainer_state may be a null
+// json (then no trainer_state.json) or an object. An optional file that is not written this time
+// is removed, so a checkpoint saved over an older one never mixes states of two saves.
+// The optimizer's parameters must be the model's parameters (the same Vars).
+void save_checkpoint(const std::string& dir, const Transformer& model, const Config& run_config,
+                     const AdamW* optimizer, const nlohmann::json& trainer_state);
+
+// ---- loading ----
+ModelConfig read_checkpoint_model_config(const std::string& dir);  // config.json, validated
+Config read_checkpoint_run_config(const std::string& dir);         // run_config.json, not validated
+nlohmann::json read_trainer_state(const std::string& dir);         // null json when absent
+
+struct LoadReport {
+  std::vector<std::string> loaded;       // parameters copied from the file, in model order
+  std::vector<std::string> initialised;  // parameters the file lacks, allowed by may_be_missing:
+                                         // they keep the values they had (their initialisation)
+  std::vector<std::string> ignored;      // tensors of the file the model lacks, allowed by
+                                         // may_be_ignored, in file order
+};
+
+// Copies each tensor of DIR/model.safetensors into the model parameter of the same name.
+// Shapes must match exactly; float32 <-> float64 is converted, other dtypes are an Error.
+// A parameter missing from the file is an Error unless may_be_missing(name) (e.g. the routers
+// when a full-attention checkpoint starts a switch model). A tensor the model lacks is an Error
+// unless may_be_ignored(name): by default a checkpoint with routers does not load into a model
+// without them. Nothing is modified unless every check passes.
+LoadReport load_model_weights(const std::string& dir, Transformer& model,
+                              const std::function<bool(const std::string&)>& may_be_missing = nullptr,
+                              const std::function<bool(const std::string&)>& may_be_ignored = nullptr);
+
+// The usual may_be_missing when a full-attention checkpoint starts a switch model (spec §6): true
+// for the router parameters "layers.{l}.attn.router.weight" (1, C) and ".bias" (1), the names
+// model/transformer.cpp gives them.
+bool is_router_parameter(const std::string& name);
+
+// Restores DIR/optimizer.safetensors into `optimizer`, whose parameters must be parameters of
+// `model`: each needs both "m.<name>" and "v.<name>" of its shape, and the file may hold nothing
+// else. Nothing is modified unless every check passes.
+void load_optimizer_state(const std::string& dir, AdamW& optimizer, const Transformer& model);
+
+}  // namespace swiattn
