@@ -1,5 +1,7 @@
 // main.cpp: the one command-line binary, build/swiattn.
 //
+//   swiattn demo [--out DIR]
+//   swiattn generate --checkpoint DIR [--prompt TEXT] [--tokens N] [--temperature X] [--seed N]
 //   swiattn train [--config FILE.json] [--set section.key=value]... [--out DIR] [--init-from CKPT]
 //                 [--print-config]
 //
@@ -11,7 +13,13 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <type_traits>
 
+#include "data/tokenizer.h"
+#include "model/checkpoint.h"
+#include "model/decode.h"
+#include "tensor/random.h"
 #include "train/config.h"
 #include "train/trainer.h"
 
@@ -25,7 +33,7 @@ constexpr const char* kUsage =
     "             model, convert it to SwiAttn, continue training, compare [--out DIR]\n"
     "  train      train a model (the embedded default needs no options)\n"
     "  eval       (not implemented yet: arrives with the evaluation harness)\n"
-    "  generate   (not implemented yet: arrives with KV-cache decoding)\n"
+    "  generate   sample text from a checkpoint with the KV cache (spec §7)\n"
     "  bench      (not implemented yet: arrives with the CUDA backend)\n"
     "\n"
     "options for train:\n"
@@ -35,7 +43,14 @@ constexpr const char* kUsage =
     "                          DIR/checkpoint\n"
     "  --init-from CKPT        start from a checkpoint's weights (continual pretraining: e.g. a\n"
     "                          full-attention checkpoint into layer_types [\"switch\", ...])\n"
-    "  --print-config          print the resolved configuration as JSON and exit\n";
+    "  --print-config          print the resolved configuration as JSON and exit\n"
+    "\n"
+    "options for generate:\n"
+    "  --checkpoint DIR        a directory written by train (required)\n"
+    "  --prompt TEXT           (default \"The \")\n"
+    "  --tokens N              new tokens to sample (default 200)\n"
+    "  --temperature X         (default 0.8)\n"
+    "  --seed N                (default 0)\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -111,6 +126,64 @@ int run_demo(const std::vector<std::string>& args) {
   return 0;
 }
 
+// The whole of `text` as a number of type N, or a UsageError naming the option.
+template <class N>
+N parse_number(const std::string& option, const std::string& text) {
+  std::istringstream in(text);
+  N value{};
+  if (!(in >> value) || !in.eof() || (std::is_unsigned_v<N> && text.find('-') != std::string::npos))
+    throw UsageError(option + ": expected a number, got \"" + text + "\"");
+  return value;
+}
+
+// Loads a checkpoint, samples with the KV cache and prints the text, then the spec §8 count of
+// keys read per decoded token (averaged over layers) and the full-attention ratio per layer.
+int run_generate(const std::vector<std::string>& args) {
+  std::string dir, prompt_text = "The ";
+  int64_t new_tokens = 200;
+  double temperature = 0.8;
+  uint64_t seed = 0;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> const std::string& {
+      if (i + 1 >= args.size()) throw UsageError(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "--checkpoint") dir = value();
+    else if (a == "--prompt") prompt_text = value();
+    else if (a == "--tokens") new_tokens = parse_number<int64_t>(a, value());
+    else if (a == "--temperature") temperature = parse_number<double>(a, value());
+    else if (a == "--seed") seed = parse_number<uint64_t>(a, value());
+    else throw UsageError("unknown option for generate: " + a);
+  }
+  if (dir.empty()) throw UsageError("generate needs --checkpoint DIR");
+  const swiattn::Config run = swiattn::read_checkpoint_run_config(dir);
+  const swiattn::DType dtype = run.train.dtype == "float64" ? swiattn::DType::F64 : swiattn::DType::F32;
+  swiattn::Transformer model(swiattn::read_checkpoint_model_config(dir), dtype, 0);
+  swiattn::load_model_weights(dir, model);
+  const auto tokenizer = swiattn::make_tokenizer(run.data.tokenizer, run.data.cache_dir);
+  const std::vector<int32_t> prompt = tokenizer->encode(prompt_text);
+  if (prompt.empty()) throw UsageError("--prompt encodes to no tokens");
+  swiattn::Rng rng(seed);
+  swiattn::DecodeStats stats;
+  const auto ids = swiattn::generate_with_cache(model, prompt, new_tokens, temperature, rng, &stats);
+  std::cout << tokenizer->decode(ids) << "\n";
+  double decoded = 0, keys = 0, bytes = 0;  // generated tokens only (prefill excluded)
+  for (size_t i = 0; i < stats.tokens.size(); ++i)
+    if (stats.tokens[i].position >= static_cast<int64_t>(prompt.size())) {
+      decoded += 1;
+      keys += stats.keys_read_tokens(i);
+      bytes += stats.keys_read_bytes(i);
+    }
+  if (decoded > 0)
+    std::cerr << "keys read per decoded token and layer (spec §8): " << keys / decoded << " tokens, "
+              << bytes / decoded << " bytes\n";
+  std::cerr << "full-attention ratio per layer:";
+  for (int64_t l = 0; l < stats.num_layers; ++l) std::cerr << " " << stats.full_attention_ratio(l);
+  std::cerr << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -124,7 +197,8 @@ int main(int argc, char** argv) {
   try {
     if (command == "train") return run_train(args);
     if (command == "demo") return run_demo(args);
-    if (command == "eval" || command == "generate" || command == "bench") {
+    if (command == "generate") return run_generate(args);
+    if (command == "eval" || command == "bench") {
       std::cerr << "swiattn " << command << ": not implemented yet\n";
       return 2;
     }

@@ -90,11 +90,20 @@ class Transformer {
   const std::vector<Var>& parameters() const { return parameters_; }
   int64_t parameter_count() const;
 
+  // The SwiGLU MLP block of one layer, (B, T, C) -> (B, T, C) (also used by model/decode.cpp).
+  Var mlp_block(const TransformerLayer& layer, const Var& x) const;
+
+  // Read access to the weights, for incremental decoding (model/decode.cpp).
+  const std::vector<TransformerLayer>& layers() const { return layers_; }
+  const Var& embedding_weight() const { return embed_; }        // (V, C)
+  const Var& final_norm_weight() const { return final_norm_; }  // (C)
+  // The output head (V, C): the embedding when tie_word_embeddings, else lm_head.
+  const Var& output_weight() const { return config_.tie_word_embeddings ? embed_ : lm_head_; }
+
  private:
   // (B, T, C) -> (B, T, C); a switch layer appends its decisions to `routing`.
   Var attention_block(int64_t l, const Var& x, bool measure_branches,
                       std::vector<LayerRouting>& routing) const;
-  Var mlp_block(const TransformerLayer& layer, const Var& x) const;        // (B, T, C) -> (B, T, C)
   Var new_parameter(const std::string& name, const Shape& shape, double stddev);
   Var new_filled(const std::string& name, const Shape& shape, double value);
 

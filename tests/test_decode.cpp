@@ -1,0 +1,317 @@
+// tests/test_decode.cpp: incremental decoding with the unified KV cache (spec §7-8).
+//   - decoding token by token gives the full forward's logits to 1e-10 in float64, for full,
+//     swa, static hybrid and switch models, T < w, T = w and T > w, batches of different content;
+//   - a control shows the comparison can fail: SWA and FA logits of the same weights differ
+//     beyond the window, so matching them proves each token read the right key range;
+//   - switch layers take, token by token, the routes forward_with_routing takes, and sequences of
+//     one batch take different branches in the same step;
+//   - the keys-read counter equals spec §8's m(t+1) + (1-m)min(t+1, w) from the forward's routes;
+//   - sequences at different positions in one batch (ragged prefill) decode exactly;
+//   - generate_with_cache samples what generate samples; errors for overflow and mismatches.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "model/decode.h"
+#include "model/sampling.h"
+#include "tensor/random.h"
+#include "tests/gradcheck.h"
+
+namespace swiattn {
+namespace {
+
+constexpr int64_t kWindow = 4;
+
+ModelConfig decode_config(const std::vector<std::string>& layer_types) {
+  ModelConfig c;
+  c.vocab_size = 13;
+  c.hidden_size = 10;
+  c.num_hidden_layers = static_cast<int64_t>(layer_types.size());
+  c.num_attention_heads = 6;
+  c.num_key_value_heads = 3;  // GQA 2:1 with several kv heads: checks the head -> kv head offsets
+  c.head_dim = 4;
+  c.intermediate_size = 14;
+  c.sliding_window = kWindow;
+  c.layer_types = layer_types;
+  c.max_position_embeddings = 24;
+  c.initializer_range = 0.5;  // large weights: attention is far from uniform, windows matter
+  c.router_init_std = 1.0;    // s_t spreads over several units: routes are mixed
+  return c;
+}
+
+// Trained models have norm gains away from 1 and router biases away from 0; at initialisation
+// (gains 1, b_r = 0) the route [w_r . u > 0] of the first layer would not depend on whether the
+// router reads u = RMSNorm(x) or x (a positive rescaling), so this moves them.
+void move_gains_and_router_biases(const Transformer& model, uint64_t seed) {
+  Rng rng(seed);
+  for (const Var& p : model.parameters()) {
+    const bool gain = p.name().find("norm.weight") != std::string::npos;
+    const bool router_bias = p.name().find("router.bias") != std::string::npos;
+    if (!gain && !router_bias) continue;
+    double* x = p.value().data<double>();  // float64 models only
+    for (int64_t i = 0; i < p.value().numel(); ++i) x[i] = gain ? 1.0 + 0.3 * rng.normal() : 0.5 * rng.normal();
+  }
+}
+
+Tensor random_ids(int64_t B, int64_t T, int32_t vocab, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<int32_t> ids(static_cast<size_t>(B * T));
+  for (auto& id : ids) id = static_cast<int32_t>(rng.below(vocab));
+  return Tensor::from_ints(ids, {B, T});
+}
+
+struct DecodeRun {
+  Tensor logits;  // (B, T, V), row (b, t) = decode_step's logits after token t of sequence b
+  DecodeStats stats;
+};
+
+// Feeds ids (B, T) column by column through decode_step on a cache of capacity exactly T.
+DecodeRun decode_all(const Transformer& model, const Tensor& ids) {
+  const int64_t B = ids.dim(0), T = ids.dim(1), V = model.config().vocab_size;
+  KvCache cache(model.config(), model.dtype(), B, T);
+  DecodeRun run;
+  run.logits = Tensor::zeros({B, T, V}, DType::F64);
+  const std::vector<int32_t> all = ids.to_ints();
+  for (int64_t t = 0; t < T; ++t) {
+    std::vector<int32_t> tokens(static_cast<size_t>(B));
+    for (int64_t b = 0; b < B; ++b) tokens[b] = all[b * T + t];
+    const std::vector<double> step = decode_step(model, cache, tokens, &run.stats).to_vector();  // (B, V)
+    double* out = run.logits.data<double>();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t v = 0; v < V; ++v) out[(b * T + t) * V + v] = step[b * V + v];
+  }
+  return run;
+}
+
+Tensor forward_logits(const Transformer& model, const Tensor& ids) {
+  NoGradGuard no_grad;
+  return model.forward(ids).value().to(DType::F64);  // (B, T, V)
+}
+
+// Max |a - b| over the rows t in [t_begin, t_end) of two (B, T, V) tensors.
+double max_diff_over_positions(const Tensor& a, const Tensor& b, int64_t t_begin, int64_t t_end) {
+  const int64_t B = a.dim(0), T = a.dim(1), V = a.dim(2);
+  double worst = 0;
+  for (int64_t i = 0; i < B; ++i)
+    for (int64_t t = t_begin; t < t_end; ++t)
+      for (int64_t v = 0; v < V; ++v)
+        worst = std::max(worst, std::abs(a.at((i * T + t) * V + v) - b.at((i * T + t) * V + v)));
+  return worst;
+}
+
+TEST_CASE("decode: cached decoding gives the full forward's logits (full, swa, static hybrid; T < w, = w, > w)") {
+  const std::vector<std::vector<std::string>> patterns = {
+      {"full", "full", "full"}, {"swa", "swa", "swa"}, {"swa", "full", "swa", "full"}};
+  for (const auto& types : patterns)
+    for (int64_t T : {3, 4, 11}) {
+      const Transformer model(decode_config(types), DType::F64, 7);
+      move_gains_and_router_biases(model, 1);
+      const Tensor ids = random_ids(3, T, 13, 100 + T);  // 3 sequences of different content
+      const double diff = testing::max_abs_diff(decode_all(model, ids).logits, forward_logits(model, ids));
+      INFO("layers ", types.size(), " first ", types[0], ", T = ", T, ", max abs diff ", diff);
+      CHECK(diff <= 1e-10);
+    }
+}
+
+TEST_CASE("decode: control: SWA and FA logits of the same weights differ beyond the window, agree within it") {
+  // Same shapes and seed: "full" and "swa" models hold identical weights. If decoding read a
+  // wrong key range, one of the two comparisons above would fail by about this much.
+  const Transformer swa_model(decode_config({"swa", "swa", "swa"}), DType::F64, 7);
+  const Transformer full_model(decode_config({"full", "full", "full"}), DType::F64, 7);
+  const int64_t T = 11;
+  const Tensor ids = random_ids(3, T, 13, 100 + T);
+  const Tensor swa_decoded = decode_all(swa_model, ids).logits;
+  const Tensor full_forward = forward_logits(full_model, ids);
+  CHECK(max_diff_over_positions(swa_decoded, full_forward, 0, kWindow) <= 1e-10);  // t < w: same keys
+  CHECK(max_diff_over_positions(swa_decoded, full_forward, kWindow, T) > 1e-3);    // t >= w: fewer keys
+}
+
+// The routes forward_with_routing takes: routes[l][b * T + t] = m_t of switch layer l (full
+// layers 1, swa layers 0), for every layer l.
+std::vector<std::vector<double>> forward_routes(const Transformer& model, const Tensor& ids) {
+  NoGradGuard no_grad;
+  const ForwardResult r = model.forward_with_routing(ids, false);
+  const ModelConfig& c = model.config();
+  std::vector<std::vector<double>> routes;
+  size_t next_switch = 0;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    if (c.layer_type(l) == "switch") {
+      REQUIRE(r.routing.at(next_switch).layer == l);
+      routes.push_back(r.routing[next_switch++].route.to_vector());
+    } else {
+      routes.emplace_back(ids.numel(), c.layer_type(l) == "full" ? 1.0 : 0.0);
+    }
+  }
+  return routes;
+}
+
+TEST_CASE("decode: switch layers route each token as the full forward does, and the logits match") {
+  std::vector<std::vector<std::vector<double>>> routes_by_input;
+  for (const std::string router_input : {"normed", "residual"}) {
+    ModelConfig config = decode_config({"switch", "switch", "swa", "switch"});
+    config.router_input = router_input;
+    const Transformer model(config, DType::F64, 11);
+    move_gains_and_router_biases(model, 12);
+    const int64_t B = 3, T = 13;
+    const Tensor ids = random_ids(B, T, 13, 5);
+    const DecodeRun run = decode_all(model, ids);
+    const double diff = testing::max_abs_diff(run.logits, forward_logits(model, ids));
+    INFO("router_input ", router_input, ", max abs diff ", diff);
+    CHECK(diff <= 1e-10);
+
+    const auto routes = forward_routes(model, ids);
+    REQUIRE(run.stats.tokens.size() == static_cast<size_t>(B * T));
+    int64_t mismatches = 0, fa_late = 0, swa_late = 0, split_steps = 0;
+    for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
+      if (config.layer_type(l) != "switch") continue;
+      std::vector<std::vector<int>> by_step(static_cast<size_t>(T));  // routes taken at step t
+      for (const DecodedToken& token : run.stats.tokens) {
+        const double m = routes[l][token.sequence * T + token.position];
+        mismatches += token.full_attention[l] != static_cast<uint8_t>(m);
+        if (token.position >= kWindow) (m > 0.5 ? fa_late : swa_late) += 1;
+        by_step[token.position].push_back(token.full_attention[l]);
+      }
+      for (int64_t t = kWindow; t < T; ++t)
+        split_steps += std::count(by_step[t].begin(), by_step[t].end(), 1) % B != 0;
+    }
+    INFO("FA routes at t >= w: ", fa_late, ", SWA: ", swa_late, ", steps with split branches: ", split_steps);
+    CHECK(mismatches == 0);
+    CHECK(fa_late > 0);      // routes are mixed where the branches differ ...
+    CHECK(swa_late > 0);
+    CHECK(split_steps > 0);  // ... and one batch step sends sequences down different branches
+    routes_by_input.push_back(routes);
+  }
+  CHECK(routes_by_input[0] != routes_by_input[1]);  // the router_input knob changes the routes
+}
+
+TEST_CASE("decode: keys read per step and layer equal spec §8's formula from the forward's routes") {
+  const ModelConfig config = decode_config({"switch", "full", "swa", "switch"});
+  const Transformer model(config, DType::F64, 3);
+  move_gains_and_router_biases(model, 1);
+  const int64_t B = 2, T = 9, w = kWindow;
+  const Tensor ids = random_ids(B, T, 13, 17);
+  const DecodeStats stats = decode_all(model, ids).stats;
+  const auto routes = forward_routes(model, ids);
+  const double bytes_per_token = 2.0 * config.num_key_value_heads * config.head_dim * sizeof(double);
+
+  REQUIRE(stats.tokens.size() == static_cast<size_t>(B * T));
+  CHECK(stats.bytes_per_element == 8);
+  for (size_t i = 0; i < stats.tokens.size(); ++i) {
+    const DecodedToken& token = stats.tokens[i];
+    const int64_t t = token.position;
+    double expected_mean = 0;
+    for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
+      const double m = routes[l][token.sequence * T + t];
+      const double expected = m * (t + 1) + (1 - m) * std::min<int64_t>(t + 1, w);  // spec §8
+      CHECK(static_cast<double>(token.keys_read[l]) == expected);
+      expected_mean += expected / config.num_hidden_layers;
+    }
+    CHECK(stats.keys_read_tokens(i) == doctest::Approx(expected_mean).epsilon(1e-12));
+    CHECK(stats.keys_read_bytes(i) == doctest::Approx(expected_mean * bytes_per_token).epsilon(1e-12));
+  }
+  for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
+    double ratio = 0;
+    for (double m : routes[l]) ratio += m / static_cast<double>(routes[l].size());
+    CHECK(stats.full_attention_ratio(l) == doctest::Approx(ratio).epsilon(1e-12));
+  }
+  MESSAGE("mean keys read per layer ", stats.mean_keys_read_tokens(), " tokens vs dense ", (T + 1) / 2.0);
+}
+
+// Logits after the last token of `tokens`, by one full forward of that single sequence: (V).
+std::vector<double> last_forward_row(const Transformer& model, const std::vector<int32_t>& tokens) {
+  const int64_t T = static_cast<int64_t>(tokens.size()), V = model.config().vocab_size;
+  const std::vector<double> all = forward_logits(model, Tensor::from_ints(tokens, {1, T})).to_vector();
+  return std::vector<double>(all.end() - V, all.end());
+}
+
+double max_row_diff(const Tensor& logits /* (S, V) */, int64_t s, const std::vector<double>& row) {
+  double worst = 0;
+  for (size_t v = 0; v < row.size(); ++v)
+    worst = std::max(worst, std::abs(logits.at(s * static_cast<int64_t>(row.size()) + v) - row[v]));
+  return worst;
+}
+
+TEST_CASE("decode: sequences at different positions in one batch (ragged prefill, then decode steps)") {
+  const Transformer model(decode_config({"switch", "swa", "switch"}), DType::F64, 23);
+  move_gains_and_router_biases(model, 1);
+  std::vector<std::vector<int32_t>> seqs;
+  for (int64_t len : {2, 9, 5}) seqs.push_back(random_ids(1, len, 13, 40 + len).to_ints());
+  KvCache cache(model.config(), model.dtype(), 3, 16);
+  DecodeStats stats;
+  Tensor logits = prefill(model, cache, seqs, &stats);  // (3, V)
+  Rng rng(9);
+  for (int64_t step = 0; step <= 4; ++step) {
+    for (int64_t s = 0; s < 3; ++s) {
+      CHECK(cache.length(s) == static_cast<int64_t>(seqs[s].size()));
+      const double diff = max_row_diff(logits, s, last_forward_row(model, seqs[s]));
+      INFO("step ", step, " sequence ", s, " at position ", seqs[s].size() - 1, ": max abs diff ", diff);
+      CHECK(diff <= 1e-10);
+    }
+    std::vector<int32_t> next(3);
+    for (int64_t s = 0; s < 3; ++s) seqs[s].push_back(next[s] = static_cast<int32_t>(rng.below(13)));
+    logits = decode_step(model, cache, next, &stats);
+  }
+  CHECK(stats.tokens.size() == 2 + 9 + 5 + 3 * 5);
+}
+
+TEST_CASE("decode: generate_with_cache samples exactly what generate samples") {
+  const Transformer model(decode_config({"switch", "full", "switch"}), DType::F64, 31);
+  const std::vector<int32_t> prompt = {3, 1, 4, 1, 5};
+  Rng rng_cached(77), rng_full(77);
+  DecodeStats stats;
+  const auto cached = generate_with_cache(model, prompt, 12, 1.0, rng_cached, &stats);
+  const auto full = generate(model, prompt, 12, 1.0, model.config().max_position_embeddings, rng_full);
+  CHECK(cached == full);
+  CHECK(cached.size() == prompt.size() + 12);
+  CHECK(stats.tokens.size() == prompt.size() + 12 - 1);  // the last sampled token is not fed back
+  CHECK(rng_cached.counter == rng_full.counter);
+}
+
+TEST_CASE("decode: float32 decoding matches the float32 forward") {
+  const Transformer model(decode_config({"swa", "switch", "full"}), DType::F32, 5);
+  const Tensor ids = random_ids(2, 10, 13, 8);
+  const double diff = testing::max_abs_diff(decode_all(model, ids).logits, forward_logits(model, ids));
+  INFO("max abs diff ", diff);
+  CHECK(diff <= 1e-4);
+}
+
+TEST_CASE("decode: errors for a full cache, mismatched shapes and a cache of another model") {
+  const ModelConfig config = decode_config({"switch", "swa"});
+  const Transformer model(config, DType::F64, 1);
+  KvCache cache(config, DType::F64, 2, 3);
+  for (int i = 0; i < 3; ++i) decode_step(model, cache, {1, 2});
+  CHECK_THROWS_WITH_AS(decode_step(model, cache, {1, 2}), doctest::Contains("is full"), Error);
+  CHECK(cache.length(0) == 3);  // the failed step changed nothing
+
+  KvCache fresh(config, DType::F64, 2, 3);
+  CHECK_THROWS_WITH_AS(decode_step(model, fresh, {1}), doctest::Contains("one token per sequence"), Error);
+  CHECK_THROWS_WITH_AS(decode_step(model, fresh, {1, 13}), doctest::Contains("outside the vocabulary"), Error);
+  CHECK_THROWS_WITH_AS(decode_sequences(model, fresh, {1, 1}, {2, 3}), doctest::Contains("twice"), Error);
+  CHECK_THROWS_WITH_AS(decode_sequences(model, fresh, {2}, {2}), doctest::Contains("out of range"), Error);
+  CHECK(fresh.length(0) == 0);
+  CHECK(fresh.length(1) == 0);
+  CHECK_THROWS_WITH_AS(prefill(model, fresh, {{1, 2}, {1, 2, 3, 4}}), doctest::Contains("does not fit"), Error);
+  CHECK_THROWS_WITH_AS(prefill(model, fresh, {{1, 2}, {}}), doctest::Contains("empty"), Error);
+  CHECK_THROWS_WITH_AS(fresh.write(0, 0, Tensor::zeros({3, 5}, DType::F64), Tensor::zeros({3, 4}, DType::F64)),
+                       doctest::Contains("(3, 4)"), Error);
+
+  KvCache wrong_dtype(config, DType::F32, 2, 3);
+  CHECK_THROWS_WITH_AS(decode_step(model, wrong_dtype, {1, 2}), doctest::Contains("does not fit the model"), Error);
+  ModelConfig deeper = config;
+  deeper.num_hidden_layers = 3;
+  deeper.layer_types.push_back("full");
+  KvCache wrong_depth(deeper, DType::F64, 2, 3);
+  CHECK_THROWS_WITH_AS(decode_step(model, wrong_depth, {1, 2}), doctest::Contains("does not fit the model"), Error);
+
+  CHECK_THROWS_WITH_AS(KvCache(config, DType::F64, 1, config.max_position_embeddings + 1),
+                       doctest::Contains("max_position_embeddings"), Error);
+  CHECK_THROWS_WITH_AS(KvCache(config, DType::F64, 0, 3), doctest::Contains("sequences"), Error);
+  Rng rng(1);
+  CHECK_THROWS_WITH_AS(generate_with_cache(model, {1, 2, 3, 4, 5}, 21, 1.0, rng),
+                       doctest::Contains("exceed max_position_embeddings"), Error);
+  CHECK(generate_with_cache(model, {1, 2, 3, 4, 5}, 20, 1.0, rng).size() == 25);  // 24 cached: fits
+}
+
+}  // namespace
+}  // namespace swiattn
