@@ -3,7 +3,7 @@
 //   swiattn demo [--out DIR]
 //   swiattn generate --checkpoint DIR [--prompt TEXT] [--tokens N] [--temperature X] [--seed N]
 //   swiattn train [--config FILE.json] [--set section.key=value]... [--out DIR] [--init-from CKPT]
-//                 [--print-config]
+//                 [--print-config] | swiattn train --resume DIR
 //
 // With no --config the embedded default (train/config.h) is used: a tiny byte-level model on
 // real English text that trains on 2 CPU cores in a few minutes.
@@ -44,6 +44,7 @@ constexpr const char* kUsage =
     "  --init-from CKPT        start from a checkpoint's weights (continual pretraining: e.g. a\n"
     "                          full-attention checkpoint into layer_types [\"switch\", ...])\n"
     "  --print-config          print the resolved configuration as JSON and exit\n"
+    "  --resume DIR            continue the run in DIR from DIR/checkpoint (bit-exact on the CPU)\n"
     "\n"
     "options for generate:\n"
     "  --checkpoint DIR        a directory written by train (required)\n"
@@ -57,7 +58,7 @@ struct UsageError : std::runtime_error {
 };
 
 int run_train(const std::vector<std::string>& args) {
-  std::string config_path, out_dir = "runs/train";
+  std::string config_path, out_dir = "runs/train", resume_dir;
   std::vector<std::string> overrides;
   bool print_config = false;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -71,7 +72,16 @@ int run_train(const std::vector<std::string>& args) {
     else if (a == "--out") out_dir = value();
     else if (a == "--init-from") overrides.push_back("train.init_from=" + value());
     else if (a == "--print-config") print_config = true;
+    else if (a == "--resume") resume_dir = value();
     else throw UsageError("unknown option for train: " + a);
+  }
+  if (!resume_dir.empty()) {
+    // The run continues with the configuration it was started with, in its own folder.
+    if (!config_path.empty() || !overrides.empty())
+      throw UsageError("--resume continues a run with its own configuration: drop --config, --set, --init-from");
+    const swiattn::Config config = swiattn::read_checkpoint_run_config(resume_dir + "/checkpoint");
+    swiattn::run_training(config, resume_dir, std::cout, true);
+    return 0;
   }
   swiattn::Config config = config_path.empty() ? swiattn::Config{} : swiattn::load_config_file(config_path);
   for (const std::string& o : overrides) swiattn::apply_override(config, o);

@@ -103,6 +103,7 @@ ForwardResult Transformer::forward_with_routing(const Tensor& ids, bool measure_
   for (int64_t l = 0; l < static_cast<int64_t>(layers_.size()); ++l) {
     x = add(x, attention_block(l, x, measure_branches, result.routing));
     x = add(x, mlp_block(layers_[l], x));
+    result.layer_outputs.push_back(x.value());
   }
   Var h = rms_norm(x, final_norm_, config_.rms_norm_eps);
   result.logits = matmul(h, config_.tie_word_embeddings ? embed_ : lm_head_, false, true);  // (B, T, V)

@@ -58,8 +58,9 @@ struct LayerRouting {
 };
 
 struct ForwardResult {
-  Var logits;                        // (B, T, V)
-  std::vector<LayerRouting> routing;  // one entry per switch layer, in layer order
+  Var logits;                          // (B, T, V)
+  std::vector<LayerRouting> routing;   // one entry per switch layer, in layer order
+  std::vector<Tensor> layer_outputs;   // the residual stream after each layer (B, T, C)
 };
 
 // Mean next-token cross-entropy of logits (B, T, V) against targets (B, T) int32 (-100 = ignore).

@@ -317,7 +317,7 @@ TEST_CASE("train: config defaults validate and every field round-trips through J
 
   const json written = config_to_json(c);
   CHECK(written["model"].size() == 20);
-  CHECK(written["train"].size() == 21);
+  CHECK(written["train"].size() == 24);
   CHECK(written["data"].size() == 3);
   CHECK(written["reg"].size() == 6);
   const Config back = config_from_json(json::parse(written.dump()), "round-trip");

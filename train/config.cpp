@@ -81,6 +81,9 @@ const Field kFields[] = {
     FIELD(train, sample_prompt),
     FIELD(train, sample_temperature),
     FIELD(train, init_from),
+    FIELD(train, checkpoint_interval),
+    FIELD(train, on_nonfinite),
+    FIELD(train, max_skipped_batches),
 
     FIELD(data, corpus),
     FIELD(data, tokenizer),
@@ -317,6 +320,11 @@ void validate_config(const Config& config) {
   require(t.dtype == "float32" || t.dtype == "float64", "train.dtype",
           "must be \"float32\" or \"float64\", got " + quoted(t.dtype));
   require(t.threads >= 0, "train.threads", "must be >= 0 (0 = all cores)" + got(t.threads));
+  require(t.checkpoint_interval >= 0, "train.checkpoint_interval",
+          "must be >= 0 (0 = only at the end)" + got(t.checkpoint_interval));
+  require(t.on_nonfinite == "stop" || t.on_nonfinite == "skip", "train.on_nonfinite",
+          "must be \"stop\" or \"skip\", got " + quoted(t.on_nonfinite));
+  require(t.max_skipped_batches >= 0, "train.max_skipped_batches", "must be >= 0" + got(t.max_skipped_batches));
   require(t.sample_tokens >= 0, "train.sample_tokens", "must be >= 0" + got(t.sample_tokens));
   require(t.sample_temperature > 0, "train.sample_temperature",
           "must be > 0" + got(t.sample_temperature));

@@ -39,6 +39,9 @@ struct TrainConfig {
   std::string sample_prompt = "The ";
   double sample_temperature = 0.8;
   std::string init_from = "";      // continual pretraining (spec §6): a checkpoint dir to start from
+  int64_t checkpoint_interval = 0; // steps between checkpoints in OUT/checkpoint (0: only at the end)
+  std::string on_nonfinite = "stop";  // NaN/Inf in the loss or gradients: "stop" | "skip" the batch
+  int64_t max_skipped_batches = 10;   // with "skip": stop once this many batches were skipped
 };
 
 struct DataConfig {

@@ -15,10 +15,13 @@
 #include "data/loader.h"
 #include "data/tokenizer.h"
 #include "model/checkpoint.h"
+#include "model/safetensors.h"
 #include "model/sampling.h"
 #include "tensor/random.h"
 #include "train/optimizer.h"
+#include "train/nonfinite.h"
 #include "train/regularizer.h"
+#include "train/train_state.h"
 
 namespace swiattn {
 
@@ -60,19 +63,6 @@ static std::string format_duration(double seconds) {
   return out.str();
 }
 
-// Writes `text` to `path` through a temporary file and a rename: never a half-written file.
-static void write_file_atomically(const std::filesystem::path& path, const std::string& text) {
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error("cannot write " + tmp.string());
-    f << text;
-    f.flush();
-    if (!f) throw Error("write failed: " + tmp.string());
-  }
-  std::filesystem::rename(tmp, path);
-}
-
 // "full full swa switch" (or "all full").
 static std::string layer_types_str(const ModelConfig& m) {
   if (m.layer_types.empty()) return "all full";
@@ -87,16 +77,25 @@ static std::vector<double> layer_field(const RegularizerResult& r, double LayerR
   return values;
 }
 
-TrainSummary run_training(const Config& config, const std::string& out_dir, std::ostream& log) {
+// Keeps only the lines of OUT/metrics.jsonl up to `step` (a resumed run rewrites what follows).
+static void truncate_metrics(const std::filesystem::path& path, int64_t step) {
+  std::ifstream in(path);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() > step) break;
+    kept += line + "\n";
+  }
+  write_file_atomically(path.string(), kept);
+}
+
+TrainSummary run_training(const Config& config, const std::string& out_dir, std::ostream& log, bool resume) {
   validate_config(config);
   const TrainConfig& tc = config.train;
   if (tc.threads > 0) omp_set_num_threads(static_cast<int>(tc.threads));
   const DType dtype = tc.dtype == "float64" ? DType::F64 : DType::F32;
-
-  std::filesystem::create_directories(out_dir);
-  write_file_atomically(std::filesystem::path(out_dir) / "config.json", config_to_json(config).dump(2) + "\n");
-  std::ofstream metrics(std::filesystem::path(out_dir) / "metrics.jsonl", std::ios::trunc);
-  if (!metrics) throw Error("cannot write " + out_dir + "/metrics.jsonl");
+  const std::filesystem::path out(out_dir);
+  const std::string resume_dir = (out / "checkpoint").string();
 
   // Data: real text, tokenized, split by whole documents.
   auto tokenizer = make_tokenizer(config.data.tokenizer, config.data.cache_dir);
@@ -111,29 +110,47 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
                                               static_cast<int>(tc.seq_len), static_cast<int>(tc.eval_batches));
 
   Transformer model(config.model, dtype, derive_seed(tc.seed, 0));
-  std::string init_note;
-  if (!tc.init_from.empty()) {
-    // Continual pretraining (spec §6): same weights, new layer types; routers the checkpoint
-    // lacks keep their initialisation (model.router_init).
-    const LoadReport loaded = load_model_weights(tc.init_from, model, is_router_parameter);
-    init_note = "  initialised from " + tc.init_from + ": " + std::to_string(loaded.loaded.size()) +
-                " tensors loaded, " + std::to_string(loaded.initialised.size()) + " router tensors initialised (" +
-                config.model.router_init + ")";
-    const nlohmann::json state = read_trainer_state(tc.init_from);
-    if (state.is_object() && state.contains("final_val_loss"))
-      init_note += "; its validation loss " + std::to_string(state["final_val_loss"].get<double>());
-    init_note += "\n";
-  }
-  bool has_switch = false;
-  for (int64_t l = 0; l < config.model.num_hidden_layers; ++l) has_switch = has_switch || config.model.layer_type(l) == "switch";
-  const bool measure_branches = has_switch && config.reg.mode == "adaptive";
-  double gamma_base = config.reg.gamma_base;
   AdamWOptions adam;
   adam.beta1 = tc.beta1;
   adam.beta2 = tc.beta2;
   adam.eps = tc.adam_eps;
   adam.weight_decay = tc.weight_decay;
   AdamW optimizer(model.parameters(), adam);
+  TrainingState state;
+  state.gamma_base = config.reg.gamma_base;
+  state.loader_rng_seed = loader.rng().seed;
+
+  std::string init_note;
+  if (resume) {
+    // Resume (docs/reliability.md): weights, moments, step, data position, controller state.
+    load_model_weights(resume_dir, model);
+    load_optimizer_state(resume_dir, optimizer, model);
+    state = training_state_from_json(read_trainer_state(resume_dir), resume_dir + "/trainer_state.json");
+    if (state.loader_rng_seed != loader.rng().seed)
+      throw Error("resume: " + resume_dir + " was written with another train.seed");
+    loader.rng().counter = state.loader_rng_counter;
+    init_note = "  resumed from " + resume_dir + " at step " + std::to_string(state.step) + "\n";
+    truncate_metrics(out / "metrics.jsonl", state.step);
+  } else if (!tc.init_from.empty()) {
+    // Continual pretraining (spec §6): same weights, new layer types; routers the checkpoint
+    // lacks keep their initialisation (model.router_init).
+    const LoadReport loaded = load_model_weights(tc.init_from, model, is_router_parameter);
+    init_note = "  initialised from " + tc.init_from + ": " + std::to_string(loaded.loaded.size()) +
+                " tensors loaded, " + std::to_string(loaded.initialised.size()) + " router tensors initialised (" +
+                config.model.router_init + ")";
+    const nlohmann::json prior = read_trainer_state(tc.init_from);
+    if (prior.is_object() && prior.contains("final_val_loss"))
+      init_note += "; its validation loss " + std::to_string(prior["final_val_loss"].get<double>());
+    init_note += "\n";
+  }
+  std::filesystem::create_directories(out);
+  write_file_atomically((out / "config.json").string(), config_to_json(config).dump(2) + "\n");
+  std::ofstream metrics(out / "metrics.jsonl", resume ? std::ios::app : std::ios::trunc);
+  if (!metrics) throw Error("cannot write " + (out / "metrics.jsonl").string());
+
+  bool has_switch = false;
+  for (int64_t l = 0; l < config.model.num_hidden_layers; ++l) has_switch = has_switch || config.model.layer_type(l) == "switch";
+  const bool measure_branches = has_switch && config.reg.mode == "adaptive";
 
   log << "swiattn train: " << corpus.description << "\n"
       << "  tokenizer " << tokenizer->name() << ": " << train_tokens.size() << " train / "
@@ -147,41 +164,59 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
       << "  training: " << tc.steps << " steps of " << tc.batch_size << " x " << tc.seq_len
       << " tokens; output in " << out_dir << "\n";
 
-  std::vector<double> val_ratios;
-  summary.initial_val_loss = evaluate_loss(model, val_batches, &val_ratios);
-  log << "  step 0 validation loss " << std::setprecision(4) << summary.initial_val_loss;
-  if (has_switch) log << " | full-attention ratio per switch layer " << ratios_str(val_ratios);
-  log << "\n" << std::flush;
+  if (!resume) {
+    state.initial_val_loss = state.last_val_loss = evaluate_loss(model, val_batches, &state.last_val_ratios);
+    log << "  step 0 validation loss " << std::setprecision(4) << state.initial_val_loss;
+    if (has_switch) log << " | full-attention ratio per switch layer " << ratios_str(state.last_val_ratios);
+    log << "\n" << std::flush;
+  }
 
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  const int64_t first_step = state.step;
   Tensor inputs, targets;
-  for (int64_t step = 0; step < tc.steps; ++step) {
+  while (state.step < tc.steps) {
+    const int64_t step = state.step;
     const double lr = learning_rate_at(step, tc.learning_rate, tc.min_learning_rate, tc.warmup_steps, tc.steps);
     loader.next(inputs, targets);
+    state.loader_rng_counter = loader.rng().counter;
     optimizer.zero_grad();
     const ForwardResult forward = model.forward_with_routing(inputs, measure_branches);
     Tensor per_token_nll;
     Var loss = next_token_loss(forward.logits, targets, &per_token_nll);       // L_LM
     const RegularizerResult reg = efficiency_regularizer(forward.routing, per_token_nll, config.reg,
-                                                         gamma_base, config.model.sliding_window);
+                                                         state.gamma_base, config.model.sliding_window);
     Var total = reg.loss.defined() ? add(loss, reg.loss) : loss;              // Eq. 9
     total.backward();
+
+    // Non-finite guard: never let a NaN or an infinity reach the weights.
+    const std::string bad = first_nonfinite(forward, total, model.parameters());
+    if (!bad.empty()) {
+      const std::string what = "non-finite value at step " + std::to_string(step + 1) + ", first in " + bad;
+      if (tc.on_nonfinite == "stop")
+        throw Error("train: " + what + "; stopped (train.on_nonfinite = stop), the last checkpoint is " +
+                    (std::filesystem::exists(out / "checkpoint") ? resume_dir : std::string("none")));
+      ++state.skipped_batches;
+      log << "  skipped batch: " << what << " (" << state.skipped_batches << " skipped so far)\n" << std::flush;
+      metrics << nlohmann::json{{"step", step + 1}, {"skipped", what}}.dump() << "\n" << std::flush;
+      if (state.skipped_batches > tc.max_skipped_batches)
+        throw Error("train: " + std::to_string(state.skipped_batches) + " batches skipped for non-finite values, more than " +
+                    "train.max_skipped_batches = " + std::to_string(tc.max_skipped_batches) + "; the last: " + what);
+      ++state.step;  // the batch is consumed; the weights stay as they were
+      continue;
+    }
     const double grad_norm = clip_grad_norm(model.parameters(), tc.grad_clip);
     const double loss_value = loss.value().item();
-    if (!std::isfinite(loss_value) || !std::isfinite(grad_norm))
-      throw Error("train: non-finite loss or gradient at step " + std::to_string(step + 1) +
-                  " (loss " + std::to_string(loss_value) + ", grad norm " + std::to_string(grad_norm) +
-                  "); lower train.learning_rate");
     optimizer.step(lr);
-    if (has_switch) gamma_base = update_gamma_base(gamma_base, reg.ratio, config.reg);  // [R] controller
-    summary.tokens_trained += tc.batch_size * tc.seq_len;
+    if (has_switch) state.gamma_base = update_gamma_base(state.gamma_base, reg.ratio, config.reg);  // [R] controller
+    state.tokens_trained += tc.batch_size * tc.seq_len;
+    state.step = step + 1;
 
-    const int64_t done = step + 1;
+    const int64_t done = state.step;
     if (done % tc.log_interval == 0 || done == tc.steps) {
       const double secs = elapsed();
-      const double tok_per_s = summary.tokens_trained / std::max(secs, 1e-9);
-      const double eta = secs / done * (tc.steps - done);
+      const double tok_per_s = (done - first_step) * tc.batch_size * tc.seq_len / std::max(secs, 1e-9);
+      const double eta = secs / (done - first_step) * (tc.steps - done);
       log << "step " << std::setw(5) << done << "/" << tc.steps << " | loss " << std::setprecision(4)
           << loss_value << " | lr " << std::scientific << std::setprecision(2) << lr << std::fixed
           << " | grad norm " << std::setprecision(3) << grad_norm << " | " << std::setprecision(0)
@@ -191,12 +226,12 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
       if (has_switch) {
         log << "\n      FA ratio " << std::setprecision(3) << reg.ratio << " (t >= w: " << reg.effective_ratio
             << ") | reg " << std::scientific << std::setprecision(2)
-            << (reg.loss.defined() ? reg.loss.value().item() : 0.0) << " | gamma_base " << gamma_base
+            << (reg.loss.defined() ? reg.loss.value().item() : 0.0) << " | gamma_base " << state.gamma_base
             << std::fixed << " | per layer " << ratios_str(layer_field(reg, &LayerRoutingStats::ratio));
         line["fa_ratio"] = reg.ratio;
         line["fa_ratio_effective"] = reg.effective_ratio;
         line["regularizer"] = reg.loss.defined() ? reg.loss.value().item() : 0.0;
-        line["gamma_base"] = gamma_base;
+        line["gamma_base"] = state.gamma_base;
         line["layer_fa_ratio"] = layer_field(reg, &LayerRoutingStats::ratio);
         line["layer_fa_ratio_effective"] = layer_field(reg, &LayerRoutingStats::effective_ratio);
         line["layer_mean_gamma"] = layer_field(reg, &LayerRoutingStats::mean_gamma);
@@ -206,30 +241,32 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
       metrics << line.dump() << "\n" << std::flush;
     }
     if (done % tc.eval_interval == 0 || done == tc.steps) {
-      const double val = evaluate_loss(model, val_batches, &val_ratios);
-      summary.final_val_loss = val;
-      log << "  step " << done << " validation loss " << std::setprecision(4) << val << " (unigram entropy "
-          << summary.unigram_entropy << ")";
-      if (has_switch) log << " | full-attention ratio per switch layer " << ratios_str(val_ratios);
+      state.last_val_loss = evaluate_loss(model, val_batches, &state.last_val_ratios);
+      log << "  step " << done << " validation loss " << std::setprecision(4) << state.last_val_loss
+          << " (unigram entropy " << summary.unigram_entropy << ")";
+      if (has_switch) log << " | full-attention ratio per switch layer " << ratios_str(state.last_val_ratios);
       log << "\n" << std::flush;
-      metrics << nlohmann::json{{"step", done}, {"val_loss", val}, {"val_layer_fa_ratio", val_ratios}}.dump()
-              << "\n" << std::flush;
+      metrics << nlohmann::json{{"step", done}, {"val_loss", state.last_val_loss},
+                                {"val_layer_fa_ratio", state.last_val_ratios}}.dump() << "\n" << std::flush;
     }
+    if (tc.checkpoint_interval > 0 && done % tc.checkpoint_interval == 0 && done < tc.steps)
+      save_training_checkpoint(out_dir, model, config, optimizer, state);
   }
   summary.seconds = elapsed();
-  if (tc.steps == 0) summary.final_val_loss = summary.initial_val_loss;  // evaluation only
-  summary.final_layer_ratios = val_ratios;
-  const std::string checkpoint_dir = (std::filesystem::path(out_dir) / "checkpoint").string();
-  save_checkpoint(checkpoint_dir, model, config, &optimizer,
-                  nlohmann::json{{"step", tc.steps}, {"final_val_loss", summary.final_val_loss},
-                                 {"gamma_base", gamma_base}, {"loader_rng_counter", loader.rng().counter}});
+  summary.initial_val_loss = state.initial_val_loss;
+  summary.final_val_loss = state.last_val_loss;
+  summary.final_layer_ratios = state.last_val_ratios;
+  summary.tokens_trained = state.tokens_trained;
+  summary.skipped_batches = state.skipped_batches;
+  const std::string checkpoint_dir = save_training_checkpoint(out_dir, model, config, optimizer, state);
 
   log << "done: " << summary.tokens_trained << " tokens in " << format_duration(summary.seconds)
       << "; validation loss " << std::setprecision(4) << summary.initial_val_loss << " -> "
       << summary.final_val_loss << " nats/token, unigram entropy " << summary.unigram_entropy << "\n"
       << "checkpoint: " << checkpoint_dir << "\n";
+  if (state.skipped_batches > 0) log << "skipped batches (non-finite): " << state.skipped_batches << "\n";
   if (has_switch)
-    log << "full-attention ratio per switch layer (validation): " << ratios_str(val_ratios) << "\n";
+    log << "full-attention ratio per switch layer (validation): " << ratios_str(state.last_val_ratios) << "\n";
   if (tc.sample_tokens > 0) {
     Rng rng(derive_seed(tc.seed, 2));
     const std::vector<int32_t> prompt = tokenizer->encode(tc.sample_prompt);
@@ -242,7 +279,8 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
   metrics << nlohmann::json{{"final_val_loss", summary.final_val_loss},
                             {"initial_val_loss", summary.initial_val_loss},
                             {"unigram_entropy", summary.unigram_entropy},
-                            {"tokens", summary.tokens_trained}, {"seconds", summary.seconds}}.dump() << "\n";
+                            {"tokens", summary.tokens_trained}, {"seconds", summary.seconds},
+                            {"skipped_batches", summary.skipped_batches}}.dump() << "\n";
   return summary;
 }
 

@@ -25,6 +25,7 @@ struct TrainSummary {
   double seconds = 0.0;
   std::string sample;             // text generated after training ("" if sample_tokens = 0)
   std::vector<double> final_layer_ratios;  // validation full-attention ratio per switch layer
+  int64_t skipped_batches = 0;             // batches skipped for non-finite values
 };
 
 // Mean cross-entropy of `model` over the given (inputs, targets) batches, without gradients.
@@ -33,10 +34,16 @@ double evaluate_loss(const Transformer& model, const std::vector<std::pair<Tenso
                      std::vector<double>* layer_ratios = nullptr);
 
 // Runs the whole job described by `config`, writing into out_dir (created if needed):
-// config.json (the resolved configuration), metrics.jsonl, and the final checkpoint in
-// out_dir/checkpoint (docs/checkpoints.md). With train.init_from, the model starts from that
+// config.json (the resolved configuration), metrics.jsonl, and checkpoints: out_dir/checkpoint
+// links to the newest complete one (every train.checkpoint_interval steps and at the end;
+// train/train_state.h). A NaN or infinity in a step stops the run, naming the first layer where
+// it appeared, or skips the batch (train.on_nonfinite). With train.init_from, the model starts from that
 // checkpoint's weights (continual pretraining, spec §6); the loss adds the efficiency
 // regulariser (train/regularizer.h) whenever the model has switch layers.
-TrainSummary run_training(const Config& config, const std::string& out_dir, std::ostream& log);
+// resume = true continues the run in out_dir from out_dir/checkpoint: weights, optimizer moments,
+// step (and so the schedule), data position, regulariser controller state; on the CPU the losses
+// then equal those of an uninterrupted run bit for bit (same thread count).
+TrainSummary run_training(const Config& config, const std::string& out_dir, std::ostream& log,
+                          bool resume = false);
 
 }  // namespace swiattn
