@@ -8,6 +8,7 @@
 // With no --config the embedded default (train/config.h) is used: a tiny byte-level model on
 // real English text that trains on 2 CPU cores in a few minutes.
 #include <cstring>
+#include <iomanip>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -121,7 +122,7 @@ int run_demo(const std::vector<std::string>& args) {
   std::cout << "\n== stage 2/2: convert to SwiAttn and continue training ==\n";
   const auto cpt = swiattn::run_training(swi, out_dir + "/swiattn", std::cout);
 
-  std::cout << "\n== summary (validation loss, nats/token; unigram entropy "
+  std::cout << std::fixed << std::setprecision(4) << "\n== summary (validation loss, nats/token; unigram entropy "
             << pretrain.unigram_entropy << ") ==\n"
             << "  FullAttn after pretraining:        " << pretrain.final_val_loss << "\n"
             << "  SwiAttn right after conversion:    " << cpt.initial_val_loss << "\n"
@@ -129,7 +130,7 @@ int run_demo(const std::vector<std::string>& args) {
             << "  full-attention ratio per layer:    ";
   double mean_ratio = 0.0;
   for (double r : cpt.final_layer_ratios) {
-    std::cout << r << " ";
+    std::cout << std::setprecision(3) << r << " ";
     mean_ratio += r / static_cast<double>(cpt.final_layer_ratios.size());
   }
   std::cout << "(mean " << mean_ratio << ")\n";
