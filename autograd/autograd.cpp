@@ -19,7 +19,8 @@ const char* op_name(OpId op) {
 // Var
 
 Var::Var(Tensor value, bool requires_grad, std::string name) : node_(std::make_shared<Node>()) {
-  if (requires_grad && value.dtype() != DType::F32 && value.dtype() != DType::F64)
+  if (requires_grad && value.dtype() != DType::F32 && value.dtype() != DType::F64 &&
+      value.dtype() != DType::BF16)
     throw Error("Var: only float tensors can require a gradient, got " +
                 std::string(dtype_name(value.dtype())) + " " + shape_str(value.shape()));
   node_->value = std::move(value);
@@ -41,7 +42,7 @@ void Var::zero_grad() const { checked(node_).grad = Tensor(); }
 
 Tensor& Var::grad_buffer() const {
   Node& n = checked(node_);
-  if (!n.grad.defined()) n.grad = Tensor::zeros(n.value.shape(), n.value.dtype());
+  if (!n.grad.defined()) n.grad = Tensor::zeros(n.value.shape(), n.value.dtype(), n.value.device());
   return n.grad;
 }
 

@@ -2,15 +2,19 @@
 #include "autograd/ops.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/switch_attention.h"
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/switch_attention.h"
 
 namespace swiattn {
 
 // Checks q (B, T, H, D), k and v (B, T, Hkv, D) with H a multiple of Hkv; returns the sizes.
 static cpu::AttentionShape attention_shape(const char* op, const Tensor& q, const Tensor& k,
                                            const Tensor& v) {
-  check_float(op, q);
-  check_float(op, k);
-  check_float(op, v);
+  check_float_any_device(op, q);
+  check_float_any_device(op, k);
+  check_float_any_device(op, v);
+  check_same_device(op, q, k);
+  check_same_device(op, q, v);
   check_same_dtype(op, q, k);
   check_same_dtype(op, q, v);
   check_ndim(op, q, 4, "(B, T, H, D) for q");
@@ -29,15 +33,22 @@ Var attention(const Var& q, const Var& k, const Var& v, int64_t window) {
   const Tensor& V = v.value();
   const cpu::AttentionShape s = attention_shape("attention", Q, K, V);
   if (window < 0) throw Error("attention: window must be >= 1 (or 0 for full causal), got " + std::to_string(window));
-  Tensor out = Tensor::empty(Q.shape(), Q.dtype());
-  Tensor lse = Tensor::empty({s.B, s.T, s.Hq}, Q.dtype());
-  dispatch_float(Q.dtype(), "attention", [&](auto zero) {
+  const bool on_cuda = Q.device() == Device::CUDA;
+  Tensor out = Tensor::empty(Q.shape(), Q.dtype(), Q.device());
+  Tensor lse = Tensor::empty({s.B, s.T, s.Hq}, on_cuda ? DType::F32 : Q.dtype(), Q.device());  // CUDA: float32
+  if (on_cuda) cuda::attention_forward(s, window, Q, K, V, out, lse);
+  else dispatch_float(Q.dtype(), "attention", [&](auto zero) {
     using T = decltype(zero);
     cpu::attention_forward<T>(s, window, Q.data<T>(), K.data<T>(), V.data<T>(), out.data<T>(), lse.data<T>());
   });
   return make_op_result(OpId::Attention, out, {q, k, v}, [=](const Tensor& dout) {
     // out_t = sum_j softmax_j(q_t . k_j / sqrt(D)) v_j over the legal keys j; the softmax is
     // recomputed from the saved log-sum-exp (see cpu::attend_range_backward).
+    if (on_cuda)  // undefined gradients are skipped there: no scratch buffers needed
+      return cuda::attention_backward(s, window, Q, K, V, out, lse, dout, Tensor(), false,
+                                      q.requires_grad() ? q.grad_buffer() : Tensor(),
+                                      k.requires_grad() ? k.grad_buffer() : Tensor(),
+                                      v.requires_grad() ? v.grad_buffer() : Tensor());
     dispatch_float(Q.dtype(), "attention", [&](auto zero) {
       using T = decltype(zero);
       // The kernel adds into all three; inputs that need no gradient get a scratch buffer.
@@ -58,15 +69,27 @@ Var switch_attention(const Var& q, const Var& k, const Var& v, int64_t window, c
   const Tensor& G = gate.value();
   const cpu::AttentionShape s = attention_shape("switch_attention", Q, K, V);
   if (window < 1) throw Error("switch_attention: window must be >= 1, got " + std::to_string(window));
+  check_same_device("switch_attention", Q, G);
   check_same_dtype("switch_attention", Q, G);
   if (G.shape() != Shape{s.B, s.T}) shape_error("switch_attention", "gate must be (B, T) for q (B, T, H, D)", G, Q);
-  Tensor out = Tensor::empty(Q.shape(), Q.dtype());
-  Tensor o_full = Tensor::empty(Q.shape(), Q.dtype());
-  Tensor o_swa = Tensor::empty(Q.shape(), Q.dtype());
-  Tensor lse_full = Tensor::empty({s.B, s.T, s.Hq}, Q.dtype());
-  Tensor lse_swa = Tensor::empty({s.B, s.T, s.Hq}, Q.dtype());
+  const bool on_cuda = Q.device() == Device::CUDA;
+  const DType saved = on_cuda ? DType::F32 : Q.dtype();  // CUDA keeps the branches in float32
+  Tensor out = Tensor::empty(Q.shape(), Q.dtype(), Q.device());
+  Tensor o_full = Tensor::empty(Q.shape(), saved, Q.device());
+  Tensor o_swa = Tensor::empty(Q.shape(), saved, Q.device());
+  Tensor lse_full = Tensor::empty({s.B, s.T, s.Hq}, saved, Q.device());
+  Tensor lse_swa = Tensor::empty({s.B, s.T, s.Hq}, saved, Q.device());
   const bool both_branches = grad_enabled() || branch_diff_sq != nullptr;
-  dispatch_float(Q.dtype(), "switch_attention", [&](auto zero) {
+  if (on_cuda) {
+    if (method == SwitchMethod::OnePass)
+      cuda::switch_attention_forward(s, window, Q, K, V, G, both_branches, out, o_full, o_swa, lse_full, lse_swa);
+    else
+      cuda::switch_attention_forward_two_pass(s, window, Q, K, V, G, out, o_full, o_swa, lse_full, lse_swa);
+    if (branch_diff_sq) {
+      *branch_diff_sq = Tensor::empty({s.B, s.T}, saved, Q.device());
+      cuda::branch_difference_sq(s, o_full, o_swa, *branch_diff_sq);
+    }
+  } else dispatch_float(Q.dtype(), "switch_attention", [&](auto zero) {
     using T = decltype(zero);
     if (method == SwitchMethod::OnePass)
       cpu::switch_attention_forward<T>(s, window, Q.data<T>(), K.data<T>(), V.data<T>(), G.data<T>(),
@@ -85,6 +108,12 @@ Var switch_attention(const Var& q, const Var& k, const Var& v, int64_t window, c
     // out_t = g_t O_FULL_t + (1 - g_t) O_SWA_t:
     //   dg_t += sum dout_t (O_FULL_t - O_SWA_t); O_FULL gets g dout, O_SWA gets (1 - g) dout,
     //   each through its own attention backward (see cpu::switch_attention_backward).
+    if (on_cuda)
+      return cuda::switch_attention_backward(s, window, Q, K, V, G, o_full, o_swa, lse_full, lse_swa, dout,
+                                             q.requires_grad() ? q.grad_buffer() : Tensor(),
+                                             k.requires_grad() ? k.grad_buffer() : Tensor(),
+                                             v.requires_grad() ? v.grad_buffer() : Tensor(),
+                                             gate.requires_grad() ? gate.grad_buffer() : Tensor());
     dispatch_float(Q.dtype(), "switch_attention", [&](auto zero) {
       using T = decltype(zero);
       Tensor dq = q.requires_grad() ? q.grad_buffer() : Tensor::zeros(Q.shape(), Q.dtype());

@@ -3,14 +3,16 @@
 
 #include "autograd/ops.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cuda/matmul.h"
 
 namespace swiattn {
 
 Var matmul(const Var& a, const Var& b, bool transpose_a, bool transpose_b) {
   const Tensor& A = a.value();
   const Tensor& Bt = b.value();
-  check_float("matmul", A);
-  check_float("matmul", Bt);
+  check_float_any_device("matmul", A);
+  check_float_any_device("matmul", Bt);
+  check_same_device("matmul", A, Bt);
   check_same_dtype("matmul", A, Bt);
   if (A.ndim() < 2 || Bt.ndim() < 2) shape_error("matmul", "operands must have at least 2 dims", A, Bt);
   const bool b_shared = Bt.ndim() == 2 && A.ndim() > 2;  // one matrix for every batch entry
@@ -27,7 +29,7 @@ Var matmul(const Var& a, const Var& b, bool transpose_a, bool transpose_b) {
   Shape out_shape = batch;
   out_shape.push_back(M);
   out_shape.push_back(N);
-  Tensor C = Tensor::empty(out_shape, A.dtype());
+  Tensor C = Tensor::empty(out_shape, A.dtype(), A.device());
 
   // With a shared b and no transpose of a, the batch folds into M: one large product.
   const bool fold = b_shared && !transpose_a;
@@ -35,7 +37,11 @@ Var matmul(const Var& a, const Var& b, bool transpose_a, bool transpose_b) {
   const int64_t steps = fold ? 1 : batches;
   const int64_t a_step = M * K, b_step = b_shared ? 0 : K * N, c_step = M * N;
 
-  dispatch_float(A.dtype(), "matmul", [&](auto zero) {
+  const bool on_cuda = A.device() == Device::CUDA;
+  if (on_cuda)  // cuBLAS: the `steps` products in one strided-batched call
+    cuda::gemm(A.dtype(), transpose_a, transpose_b, rows, N, K, A.raw(), a_step, Bt.raw(), b_step, C.raw(), c_step,
+               steps, false);
+  else dispatch_float(A.dtype(), "matmul", [&](auto zero) {
     using T = decltype(zero);
     for (int64_t i = 0; i < steps; ++i)
       cpu::gemm<T>(transpose_a, transpose_b, rows, N, K, A.data<T>() + i * a_step,
@@ -44,6 +50,20 @@ Var matmul(const Var& a, const Var& b, bool transpose_a, bool transpose_b) {
 
   return make_op_result(OpId::Matmul, C, {a, b}, [=](const Tensor& dC) {
     // C = op(A) op(B)  =>  d op(A) = dC op(B)^T,  d op(B) = op(A)^T dC
+    if (on_cuda) {  // the same products as below, batched; a shared b's dB (stride 0) sums in order
+      const DType t = A.dtype();
+      if (a.requires_grad()) {
+        void* dA = a.grad_buffer().raw();
+        if (!transpose_a) cuda::gemm(t, false, !transpose_b, rows, K, N, dC.raw(), c_step, Bt.raw(), b_step, dA, a_step, steps, true);
+        else cuda::gemm(t, transpose_b, true, K, M, N, Bt.raw(), b_step, dC.raw(), c_step, dA, a_step, steps, true);
+      }
+      if (b.requires_grad()) {
+        void* dB = b.grad_buffer().raw();
+        if (!transpose_b) cuda::gemm(t, !transpose_a, false, K, N, rows, A.raw(), a_step, dC.raw(), c_step, dB, b_step, steps, true);
+        else cuda::gemm(t, true, transpose_a, N, K, rows, dC.raw(), c_step, A.raw(), a_step, dB, b_step, steps, true);
+      }
+      return;
+    }
     dispatch_float(A.dtype(), "matmul backward", [&](auto zero) {
       using T = decltype(zero);
       for (int64_t i = 0; i < steps; ++i) {

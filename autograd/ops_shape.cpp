@@ -2,6 +2,8 @@
 #include "autograd/ops.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/reduce.h"
+#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/reduce.h"
 
 namespace swiattn {
 
@@ -10,6 +12,7 @@ Var reshape(const Var& x, const Shape& shape) {
   Tensor y = X.reshape(shape);  // shares storage
   return make_op_result(OpId::Reshape, y, {x}, [=](const Tensor& dy) {
     // y = x viewed as `shape`  =>  dx += dy viewed as x's shape
+    if (X.device() == Device::CUDA) return cuda::scale_backward(1.0, dy, x.grad_buffer());
     dispatch_float(X.dtype(), "reshape", [&](auto zero) {
       using T = decltype(zero);
       cpu::scale_backward<T>(X.numel(), T(1), dy.data<T>(), x.grad_buffer().data<T>());
@@ -19,7 +22,7 @@ Var reshape(const Var& x, const Shape& shape) {
 
 Var transpose(const Var& x, int dim0, int dim1) {
   const Tensor& X = x.value();
-  check_float("transpose", X);
+  check_float_any_device("transpose", X);
   const int n = X.ndim();
   const int d0 = dim0 < 0 ? dim0 + n : dim0, d1 = dim1 < 0 ? dim1 + n : dim1;
   if (d0 < 0 || d0 >= n || d1 < 0 || d1 >= n)
@@ -27,13 +30,15 @@ Var transpose(const Var& x, int dim0, int dim1) {
                 " out of range for shape " + shape_str(X.shape()));
   Shape out_shape = X.shape();
   std::swap(out_shape[d0], out_shape[d1]);
-  Tensor y = Tensor::empty(out_shape, X.dtype());
-  dispatch_float(X.dtype(), "transpose", [&](auto zero) {
+  Tensor y = Tensor::empty(out_shape, X.dtype(), X.device());
+  if (X.device() == Device::CUDA) cuda::transpose_copy(X.shape(), d0, d1, X, y, false);
+  else dispatch_float(X.dtype(), "transpose", [&](auto zero) {
     using T = decltype(zero);
     cpu::transpose_copy<T>(X.shape(), d0, d1, X.data<T>(), y.data<T>(), false);
   });
   return make_op_result(OpId::Transpose, y, {x}, [=](const Tensor& dy) {
     // y = x with dims d0, d1 swapped  =>  dx += dy with the same dims swapped back
+    if (X.device() == Device::CUDA) return cuda::transpose_copy(out_shape, d0, d1, dy, x.grad_buffer(), true);
     dispatch_float(X.dtype(), "transpose", [&](auto zero) {
       using T = decltype(zero);
       cpu::transpose_copy<T>(out_shape, d0, d1, dy.data<T>(), x.grad_buffer().data<T>(), true);

@@ -4,8 +4,12 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <sstream>
+#include <type_traits>
 
+#include "kernels/cuda/allocator.h"
+#include "kernels/cuda/copy.h"
 #include "tensor/random.h"
 
 namespace swiattn {
@@ -32,6 +36,43 @@ const char* dtype_name(DType dtype) {
 
 const char* device_name(Device device) { return device == Device::CPU ? "cpu" : "cuda"; }
 
+// ---------------------------------------------------------------------------------------------
+// bfloat16 conversion (round to nearest, ties to even)
+
+float bf16_to_float(bfloat16 x) {
+  const uint32_t u = uint32_t(x.bits) << 16;  // bf16 is the upper half of a float32: exact
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+bfloat16 bf16_from_float(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return {uint16_t((u >> 16) | 0x0040u)};  // NaN: stays a (quiet) NaN
+  // Add half an ulp of bf16, minus one unless the kept part is odd: a tie then rounds to even.
+  // Overflow carries into the exponent, up to infinity, as rounding should.
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return {uint16_t(u >> 16)};
+}
+
+bfloat16 bf16_from_double(double d) {
+  // double -> float32 rounded to odd, then float32 -> bf16 to nearest even: the same as one
+  // rounding of d, since float32 keeps 16 more bits than bf16 (round-to-odd keeps a tie a tie
+  // only when it was one). Plain double -> float -> bf16 could round twice.
+  if (std::isnan(d)) return bf16_from_float(static_cast<float>(d));
+  float f = static_cast<float>(d);  // to nearest
+  if (std::isinf(f) && !std::isinf(d)) f = std::copysign(std::numeric_limits<float>::max(), f);
+  if (static_cast<double>(f) != d) {
+    if (std::abs(static_cast<double>(f)) > std::abs(d)) f = std::nextafter(f, 0.0f);  // toward zero
+    uint32_t u;
+    std::memcpy(&u, &f, sizeof u);
+    u |= 1u;  // inexact: make it odd
+    std::memcpy(&f, &u, sizeof f);
+  }
+  return bf16_from_float(f);
+}
+
 std::string shape_str(const Shape& shape) {
   std::ostringstream s;
   s << "(";
@@ -50,15 +91,27 @@ int64_t shape_numel(const Shape& shape) {
 // Storage
 
 Storage::Storage(size_t bytes_, Device device_) : bytes(bytes_), device(device_) {
-  if (device == Device::CUDA)
-    throw Error("tensor: CUDA storage is not implemented yet (it arrives with the CUDA backend)");
+  if (device == Device::CUDA) {
+#ifdef SWIATTN_HAVE_CUDA
+    data = cuda::device_alloc(bytes);  // the caching allocator; throws a clear Error without a GPU
+    return;
+#else
+    throw Error("tensor: cannot allocate " + std::to_string(bytes) +
+                " bytes on cuda: the CUDA backend is not compiled in (SWIATTN_CUDA=OFF)");
+#endif
+  }
   // 64-byte alignment suits AVX-512 loads; aligned_alloc needs a size that is a multiple of it.
   const size_t rounded = ((bytes + 63) / 64) * 64;
   data = rounded ? std::aligned_alloc(64, rounded) : nullptr;
   if (rounded && !data) throw Error("tensor: out of memory allocating " + std::to_string(bytes) + " bytes");
 }
 
-Storage::~Storage() { std::free(data); }
+Storage::~Storage() {
+  if (device == Device::CUDA)
+    cuda::device_free(data, bytes);  // back to its free list; never throws
+  else
+    std::free(data);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Construction
@@ -73,9 +126,12 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return t;
 }
 
-Tensor Tensor::zeros(const Shape& shape, DType dtype) {
-  Tensor t = empty(shape, dtype);
-  if (t.nbytes()) std::memset(t.raw(), 0, t.nbytes());
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  if (device == Device::CUDA)
+    cuda::fill(t, 0.0);
+  else if (t.nbytes())
+    std::memset(t.raw(), 0, t.nbytes());
   return t;
 }
 
@@ -205,24 +261,58 @@ Tensor Tensor::slice(int64_t begin, int64_t end) const {
 // ---------------------------------------------------------------------------------------------
 // Copies and values
 
-Tensor Tensor::clone() const {
-  Tensor t = empty(shape_, dtype_, device());
-  if (nbytes()) std::memcpy(t.raw(), raw(), nbytes());
-  return t;
-}
+Tensor Tensor::clone() const { return to(device()); }
 
 Tensor Tensor::to(DType dtype) const {
   if (dtype == dtype_) return clone();
-  Tensor t = empty(shape_, dtype);
+  Tensor t = empty(shape_, dtype, device());
   t.copy_from(*this);
+  return t;
+}
+
+Tensor Tensor::to(Device device) const {
+  Tensor t = empty(shape_, dtype_, device);
+  if (device == Device::CPU && this->device() == Device::CPU) {
+    if (nbytes()) std::memcpy(t.raw(), raw(), nbytes());
+  } else {
+    cuda::copy_bytes(t.raw(), device, raw(), this->device(), nbytes());
+  }
   return t;
 }
 
 void Tensor::copy_from(const Tensor& src) {
   check_same_shape("copy_from", *this, src);
   check_same_device("copy_from", *this, src);
+  if (device() == Device::CUDA) {
+    if (dtype_ == src.dtype_)
+      cuda::copy_bytes(raw(), Device::CUDA, src.raw(), Device::CUDA, nbytes());
+    else
+      cuda::convert(src, *this);
+    return;
+  }
   if (dtype_ == src.dtype_) {
     if (nbytes()) std::memmove(raw(), src.raw(), nbytes());
+    return;
+  }
+  if (dtype_ == DType::BF16) {  // float32 / float64 -> bfloat16, one rounding
+    bfloat16* d = data<bfloat16>();
+    dispatch_float(src.dtype_, "copy_from", [&](auto zs) {
+      using S = decltype(zs);
+      const S* s = src.data<S>();
+      for (int64_t i = 0, n = numel(); i < n; ++i) {
+        if constexpr (std::is_same_v<S, float>) d[i] = bf16_from_float(s[i]);
+        else d[i] = bf16_from_double(s[i]);
+      }
+    });
+    return;
+  }
+  if (src.dtype_ == DType::BF16) {  // bfloat16 -> float32 / float64, exact
+    const bfloat16* s = src.data<bfloat16>();
+    dispatch_float(dtype_, "copy_from", [&](auto zd) {
+      using D = decltype(zd);
+      D* d = data<D>();
+      for (int64_t i = 0, n = numel(); i < n; ++i) d[i] = static_cast<D>(bf16_to_float(s[i]));
+    });
     return;
   }
   dispatch_float(dtype_, "copy_from", [&](auto zd) {
@@ -237,6 +327,13 @@ void Tensor::copy_from(const Tensor& src) {
 }
 
 void Tensor::fill(double value) {
+  if (device() == Device::CUDA) return cuda::fill(*this, value);
+  if (dtype_ == DType::BF16) {
+    const bfloat16 b = bf16_from_double(value);
+    bfloat16* p = data<bfloat16>();
+    for (int64_t i = 0, n = numel(); i < n; ++i) p[i] = b;
+    return;
+  }
   if (dtype_ == DType::I32) {
     int32_t* p = data<int32_t>();
     for (int64_t i = 0, n = numel(); i < n; ++i) p[i] = static_cast<int32_t>(value);
@@ -252,7 +349,14 @@ void Tensor::fill(double value) {
 double Tensor::at(int64_t i) const {
   if (i < 0 || i >= numel())
     throw Error("tensor: index " + std::to_string(i) + " out of range for shape " + shape_str(shape_));
+  if (device() == Device::CUDA) {  // copy the one element to the host
+    Tensor one = empty({}, dtype_);
+    cuda::copy_bytes(one.raw(), Device::CPU, static_cast<const char*>(raw()) + i * dtype_size(dtype_),
+                     Device::CUDA, dtype_size(dtype_));
+    return one.at(0);
+  }
   if (dtype_ == DType::I32) return data<int32_t>()[i];
+  if (dtype_ == DType::BF16) return bf16_to_float(data<bfloat16>()[i]);
   return dispatch_float(dtype_, "at", [&](auto zero) -> double {
     using T = decltype(zero);
     return static_cast<double>(data<T>()[i]);
@@ -267,12 +371,14 @@ double Tensor::item() const {
 }
 
 std::vector<double> Tensor::to_vector() const {
+  if (device() == Device::CUDA) return to_host().to_vector();
   std::vector<double> v(static_cast<size_t>(numel()));
   for (int64_t i = 0; i < numel(); ++i) v[i] = at(i);
   return v;
 }
 
 std::vector<int32_t> Tensor::to_ints() const {
+  if (device() == Device::CUDA) return to_host().to_ints();
   const int32_t* p = data<int32_t>();
   return std::vector<int32_t>(p, p + numel());
 }
@@ -307,6 +413,17 @@ void check_float(const char* op, const Tensor& a) {
   if (a.device() != Device::CPU)
     throw Error(std::string(op) + ": not implemented on " + device_name(a.device()) +
                 " (shape " + shape_str(a.shape()) + ")");
+}
+
+void check_float_any_device(const char* op, const Tensor& a) {
+  if (a.device() == Device::CPU) return check_float(op, a);
+  if (!a.defined()) throw Error(std::string(op) + ": undefined tensor argument");
+  if (a.dtype() == DType::F64)
+    throw Error(std::string(op) + ": float64 is not supported on CUDA (float32 or bfloat16), tensor of shape " +
+                shape_str(a.shape()));
+  if (a.dtype() != DType::F32 && a.dtype() != DType::BF16)
+    throw Error(std::string(op) + ": expected float32 or bfloat16 on cuda, got " + dtype_name(a.dtype()) +
+                " tensor of shape " + shape_str(a.shape()));
 }
 
 void check_ndim(const char* op, const Tensor& a, int ndim, const char* expected_layout) {

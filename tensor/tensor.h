@@ -4,8 +4,12 @@
 //   - Storage is contiguous and row-major: the last dimension varies fastest.
 //   - Views (reshape, slicing along the first dimension) share storage with their source;
 //     writing through a view writes the source. clone() makes an independent copy.
-//   - dtype: float32 and float64 compute on the CPU; bfloat16 is a storage type reserved for the
-//     CUDA backend; int32 holds token ids and other indices.
+//   - dtype: float32 and float64 compute on the CPU; bfloat16 is a storage type: the CPU only
+//     converts it (to(DType), round to nearest even) and the CUDA backend computes on it in
+//     float32; int32 holds token ids and other indices.
+//   - device: a tensor lives on the CPU or on the CUDA device (docs/cuda.md). to(Device),
+//     to_device() and to_host() copy between them; without the CUDA backend compiled in, or
+//     without a GPU, asking for a CUDA tensor throws Error.
 //   - Every shape / dtype / device mismatch throws swiattn::Error whose message names the op and
 //     both shapes, e.g. "matmul: inner dimensions differ: a (2, 3) vs b (4, 5)".
 #pragma once
@@ -31,11 +35,21 @@ size_t dtype_size(DType dtype);
 const char* dtype_name(DType dtype);
 const char* device_name(Device device);
 
+// bfloat16: the upper 16 bits of a float32 (1 sign, 8 exponent, 7 mantissa bits). The host
+// only stores and converts it; conversions round to nearest, ties to even, and keep NaN a NaN.
+struct bfloat16 {
+  uint16_t bits;
+};
+float bf16_to_float(bfloat16 x);      // exact
+bfloat16 bf16_from_float(float x);    // round to nearest even
+bfloat16 bf16_from_double(double x);  // one rounding (not double rounding through float32)
+
 using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& shape);  // "(2, 3, 4)"
 int64_t shape_numel(const Shape& shape);
 
-// A block of bytes on one device. Shared by every view of it.
+// A block of bytes on one device. Shared by every view of it. CUDA storage comes from the
+// caching allocator of kernels/cuda/allocator.h and goes back to it when the last view dies.
 struct Storage {
   Storage(size_t bytes, Device device);
   ~Storage();
@@ -51,6 +65,7 @@ template <class T> struct dtype_of;
 template <> struct dtype_of<float> { static constexpr DType value = DType::F32; };
 template <> struct dtype_of<double> { static constexpr DType value = DType::F64; };
 template <> struct dtype_of<int32_t> { static constexpr DType value = DType::I32; };
+template <> struct dtype_of<bfloat16> { static constexpr DType value = DType::BF16; };
 
 class Tensor {
  public:
@@ -58,7 +73,7 @@ class Tensor {
 
   // Construction. New tensors live on the CPU unless a device is given.
   static Tensor empty(const Shape& shape, DType dtype, Device device = Device::CPU);
-  static Tensor zeros(const Shape& shape, DType dtype);
+  static Tensor zeros(const Shape& shape, DType dtype, Device device = Device::CPU);
   static Tensor full(const Shape& shape, double value, DType dtype);
   static Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype);
   static Tensor from_ints(const std::vector<int32_t>& values, const Shape& shape);
@@ -94,11 +109,15 @@ class Tensor {
 
   // Copies.
   Tensor clone() const;
-  Tensor to(DType dtype) const;                          // float32 <-> float64 (CPU)
-  void copy_from(const Tensor& src);                     // same shape, any float dtype
+  Tensor to(DType dtype) const;        // among float32, float64, bfloat16, on the tensor's device
+  Tensor to(Device device) const;      // a copy on `device` (always a copy, like to(DType))
+  Tensor to_device() const { return to(Device::CUDA); }  // host -> device
+  Tensor to_host() const { return to(Device::CPU); }     // device -> host
+  void copy_from(const Tensor& src);   // same shape and device, any float dtype
   void fill(double value);
 
-  // Reading values back (CPU): for tests, logging and small tensors.
+  // Reading values back: for tests, logging and small tensors. On a CUDA tensor each call copies
+  // to the host first (at() one element, to_vector() the whole tensor).
   double item() const;                                   // requires numel() == 1
   double at(int64_t flat_index) const;
   std::vector<double> to_vector() const;
@@ -119,6 +138,9 @@ void check_same_shape(const char* op, const Tensor& a, const Tensor& b);
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
 void check_same_device(const char* op, const Tensor& a, const Tensor& b);
 void check_float(const char* op, const Tensor& a);        // float32 or float64, on the CPU
+// An op that runs on both devices: float32 or float64 on the CPU, float32 or bfloat16 on CUDA
+// (float64 on CUDA throws "not supported on CUDA").
+void check_float_any_device(const char* op, const Tensor& a);
 void check_ndim(const char* op, const Tensor& a, int ndim, const char* expected_layout);
 [[noreturn]] void shape_error(const char* op, const std::string& what, const Tensor& a,
                               const Tensor& b);

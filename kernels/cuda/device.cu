@@ -2,6 +2,10 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
+
+#include "kernels/cuda/common.cuh"
+
 namespace swiattn::cuda {
 
 int device_count() {
@@ -25,6 +29,27 @@ std::string device_description() {
   if (cudaGetDeviceProperties(&p, 0) != cudaSuccess) return "CUDA device 0: properties unavailable";
   return std::string(p.name) + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + ", " +
          std::to_string(p.totalGlobalMem >> 30) + " GiB)";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Error checks (declared in common.cuh)
+
+static std::atomic<bool> g_debug_sync{false};
+
+void set_debug_sync(bool on) { g_debug_sync = on; }
+
+void synchronize() { SWIATTN_CUDA_CHECK(cudaDeviceSynchronize()); }
+
+void throw_cuda_error(const char* what, const char* why, const char* file, int line) {
+  throw Error(std::string("cuda error at ") + file + ":" + std::to_string(line) + ": " + what +
+              ": " + why);
+}
+
+void check_launch(const char* kernel, const char* file, int line) {
+  cudaError_t err = cudaGetLastError();  // a bad launch configuration shows here at once
+  if (err == cudaSuccess && g_debug_sync) err = cudaDeviceSynchronize();  // a fault in the kernel
+  if (err != cudaSuccess)
+    throw_cuda_error((std::string("kernel ") + kernel).c_str(), cudaGetErrorString(err), file, line);
 }
 
 }  // namespace swiattn::cuda

@@ -1,0 +1,176 @@
+// tests/test_resume.cpp: the guarantees of docs/reliability.md, tested by running the real CLI in
+// a child process and killing it (SIGKILL, through the SWIATTN_TEST_KILL_AT hook of
+// train/train_state.h) at chosen moments:
+//   - a run killed right after a checkpoint, then resumed, has the same per-step losses and the
+//     same final weights as an uninterrupted run, bit for bit;
+//   - a run killed in the middle of a save keeps the previous checkpoint intact, and resuming
+//     from it still reproduces the uninterrupted run exactly;
+//   - a NaN stops the run with a message naming the first layer where it appeared, or skips the
+//     batch, as configured.
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "model/checkpoint.h"
+#include "model/transformer.h"
+#include "train/nonfinite.h"
+
+namespace swiattn {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A tiny run that still exercises every piece of state: switch layers (regulariser and the
+// target-ratio controller), AdamW moments, the schedule, the data position.
+const char* kTinyRun = R"({
+  "model": {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "num_key_value_heads": 1, "head_dim": 8, "intermediate_size": 24,
+            "sliding_window": 8, "layer_types": ["switch", "full"], "max_position_embeddings": 32,
+            "router_init_std": 0.5},
+  "train": {"batch_size": 2, "seq_len": 24, "steps": 12, "warmup_steps": 3, "log_interval": 1,
+            "eval_interval": 6, "eval_batches": 1, "sample_tokens": 0, "checkpoint_interval": 4,
+            "threads": 2},
+  "data": {"corpus": "moby-dick"},
+  "reg": {"target_ratio": 0.3, "gamma_base": 0.01}
+})";
+
+struct Scratch {
+  fs::path dir;
+  Scratch() : dir(fs::temp_directory_path() / ("swiattn_test_resume_" + std::to_string(getpid()))) {
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    std::ofstream(dir / "tiny.json") << kTinyRun;
+  }
+  ~Scratch() { fs::remove_all(dir); }
+};
+
+// Runs the CLI with `args` (and an environment prefix); returns the exit status, or 128 + the
+// signal that killed it.
+int run_cli(const std::string& env, const std::string& args, const fs::path& log) {
+  const std::string cmd = env + " " + std::string(SWIATTN_BINARY_DIR) + "/swiattn " + args + " > " +
+                          log.string() + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  if (WIFEXITED(status)) {
+    const int code = WEXITSTATUS(status);
+    return code;  // the shell reports a killed child as 128 + signal
+  }
+  return 128 + WTERMSIG(status);
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// step -> training loss, from metrics.jsonl (the last line for a step wins).
+std::map<int64_t, double> losses(const fs::path& run) {
+  std::map<int64_t, double> by_step;
+  std::ifstream f(run / "metrics.jsonl");
+  std::string line;
+  while (std::getline(f, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) by_step[j["step"].get<int64_t>()] = j["loss"].get<double>();
+  }
+  return by_step;
+}
+
+int64_t checkpoint_step(const fs::path& run) {
+  return read_trainer_state((run / "checkpoint").string())["step"].get<int64_t>();
+}
+
+TEST_CASE("reliability: a killed and resumed run equals the uninterrupted run bit for bit") {
+  Scratch s;
+  const std::string config = "train --config " + (s.dir / "tiny.json").string();
+  REQUIRE(run_cli("", config + " --out " + (s.dir / "a").string(), s.dir / "a.log") == 0);
+
+  // Killed right after the checkpoint of step 8, then resumed.
+  CHECK(run_cli("SWIATTN_TEST_KILL_AT=after-save:8", config + " --out " + (s.dir / "b").string(), s.dir / "b.log") ==
+        128 + SIGKILL);
+  CHECK(checkpoint_step(s.dir / "b") == 8);
+  REQUIRE(run_cli("", "train --resume " + (s.dir / "b").string(), s.dir / "b2.log") == 0);
+  CHECK(read_text(s.dir / "b2.log").find("resumed from") != std::string::npos);
+
+  const auto la = losses(s.dir / "a"), lb = losses(s.dir / "b");
+  REQUIRE(la.size() == 12);
+  REQUIRE(lb.size() == 12);
+  for (const auto& [step, loss] : la) {
+    INFO("step ", step);
+    CHECK(lb.at(step) == loss);  // exact equality: bit for bit
+  }
+  CHECK(read_text(s.dir / "a/checkpoint/model.safetensors") == read_text(s.dir / "b/checkpoint/model.safetensors"));
+  CHECK(read_text(s.dir / "a/checkpoint/optimizer.safetensors") ==
+        read_text(s.dir / "b/checkpoint/optimizer.safetensors"));
+}
+
+TEST_CASE("reliability: a run killed during a save keeps the previous checkpoint, and resumes exactly") {
+  Scratch s;
+  const std::string config = "train --config " + (s.dir / "tiny.json").string();
+  REQUIRE(run_cli("", config + " --out " + (s.dir / "a").string(), s.dir / "a.log") == 0);
+  // Killed after step 8's files are written but before the link moves to them.
+  CHECK(run_cli("SWIATTN_TEST_KILL_AT=mid-save:8", config + " --out " + (s.dir / "b").string(), s.dir / "b.log") ==
+        128 + SIGKILL);
+  CHECK(checkpoint_step(s.dir / "b") == 4);  // the previous checkpoint, complete and loadable
+  Transformer model(read_checkpoint_model_config((s.dir / "b/checkpoint").string()), DType::F32, 0);
+  CHECK_NOTHROW(load_model_weights((s.dir / "b/checkpoint").string(), model, is_router_parameter));
+  REQUIRE(run_cli("", "train --resume " + (s.dir / "b").string(), s.dir / "b2.log") == 0);
+  CHECK(losses(s.dir / "b") == losses(s.dir / "a"));
+  CHECK(read_text(s.dir / "a/checkpoint/model.safetensors") == read_text(s.dir / "b/checkpoint/model.safetensors"));
+  // Only the linked checkpoint remains.
+  int dirs = 0;
+  for (const auto& e : fs::directory_iterator(s.dir / "b/checkpoints")) dirs += e.is_directory();
+  CHECK(dirs == 1);
+}
+
+TEST_CASE("reliability: a non-finite step stops the run naming where it began, or skips the batch") {
+  Scratch s;
+  const std::string config = "train --config " + (s.dir / "tiny.json").string() +
+                             " --set train.learning_rate=1e30 --set train.min_learning_rate=1e30";
+  // A learning rate of 1e30 makes the weights overflow within a few steps.
+  CHECK(run_cli("", config + " --out " + (s.dir / "stop").string(), s.dir / "stop.log") == 1);
+  const std::string stop_log = read_text(s.dir / "stop.log");
+  INFO(stop_log);
+  CHECK(stop_log.find("swiattn train: error: train: non-finite value at step") != std::string::npos);
+  CHECK(stop_log.find("first in the output of layer") != std::string::npos);
+  CHECK(stop_log.find("the last checkpoint is") != std::string::npos);
+
+  CHECK(run_cli("", config + " --set train.on_nonfinite=skip --set train.max_skipped_batches=2 --out " +
+                        (s.dir / "skip").string(), s.dir / "skip.log") == 1);
+  const std::string skip_log = read_text(s.dir / "skip.log");
+  INFO(skip_log);
+  CHECK(skip_log.find("skipped batch: non-finite value") != std::string::npos);
+  CHECK(skip_log.find("(2 skipped so far)") != std::string::npos);
+  CHECK(skip_log.find("3 batches skipped for non-finite values") != std::string::npos);
+}
+
+TEST_CASE("reliability: first_nonfinite names the first layer whose output is not finite") {
+  ModelConfig c;
+  c.vocab_size = 11;
+  c.hidden_size = 8;
+  c.num_hidden_layers = 3;
+  c.num_attention_heads = 2;
+  c.num_key_value_heads = 1;
+  c.head_dim = 4;
+  c.intermediate_size = 12;
+  Transformer model(c, DType::F32, 1);
+  const Tensor ids = Tensor::from_ints({1, 2, 3, 4}, {1, 4});
+  const Tensor targets = Tensor::from_ints({2, 3, 4, 5}, {1, 4});
+  {
+    const ForwardResult f = model.forward_with_routing(ids, false);
+    CHECK(first_nonfinite(f, next_token_loss(f.logits, targets), model.parameters()) == "");
+  }
+  for (const Var& p : model.parameters())
+    if (p.name() == "layers.1.mlp.up_proj.weight") Tensor(p.value()).fill(std::nan(""));
+  const ForwardResult f = model.forward_with_routing(ids, false);
+  CHECK(first_nonfinite(f, next_token_loss(f.logits, targets), model.parameters()) == "the output of layer 1 (of 3)");
+}
+
+}  // namespace
+}  // namespace swiattn
