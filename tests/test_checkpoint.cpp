@@ -16,42 +16,17 @@
 
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
+#include "tests/test_util.h"
 
 namespace swiattn {
 namespace {
 
 using nlohmann::json;
+using testing::contains;
+using testing::error_of;
+using testing::TempDir;
 namespace fs = std::filesystem;
 
-// A fresh directory under the system's temp dir, removed with everything in it at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("swiattn_test_checkpoint_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -94,18 +69,11 @@ bool parameters_equal(const Transformer& model, const std::vector<Tensor>& value
   return true;
 }
 
+// The shared tiny model, with 16 token ids and the default initialisation scale.
 ModelConfig tiny_model_config() {
-  ModelConfig c;
+  ModelConfig c = testing::tiny_model_config();
   c.vocab_size = 16;
-  c.hidden_size = 8;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 1;
-  c.head_dim = 4;
-  c.intermediate_size = 12;
-  c.sliding_window = 3;
-  c.layer_types = {"full", "swa"};
-  c.max_position_embeddings = 16;
+  c.initializer_range = ModelConfig{}.initializer_range;
   return c;
 }
 
@@ -132,7 +100,7 @@ void train_step(const Transformer& model, AdamW& optimizer) {
 // ---------------------------------------------------------------------------------------------
 
 TEST_CASE("safetensors: round trip of every dtype, 0-d and empty tensors, in the given order") {
-  TempDir dir;
+  TempDir dir("swiattn_test_checkpoint");
   Tensor bf16 = Tensor::empty({3}, DType::BF16);
   const uint16_t bf16_bits[3] = {0x3F80, 0xC000, 0x7F80};  // 1, -2, +inf
   std::memcpy(bf16.raw(), bf16_bits, sizeof bf16_bits);
@@ -169,7 +137,7 @@ TEST_CASE("safetensors: round trip of every dtype, 0-d and empty tensors, in the
 }
 
 TEST_CASE("safetensors: the bytes of a tiny file are pinned") {
-  TempDir dir;
+  TempDir dir("swiattn_test_checkpoint");
   write_safetensors(dir.file("x.safetensors"),
                     {{"x", Tensor::from_vector({1.0, -2.0}, {2}, DType::F32)}}, {{"k", "v"}});
   // 79 bytes of JSON, one space of padding to 80 = 0x50; then 1.0f and -2.0f little-endian.
@@ -181,7 +149,7 @@ TEST_CASE("safetensors: the bytes of a tiny file are pinned") {
 }
 
 TEST_CASE("safetensors: hostile files are each rejected with a one-line message naming the problem") {
-  TempDir dir;
+  TempDir dir("swiattn_test_checkpoint");
   const std::string f32_2 = R"("dtype":"F32","shape":[2])";
   struct Case {
     std::string what;
@@ -261,7 +229,7 @@ TEST_CASE("safetensors: hostile files are each rejected with a one-line message 
 }
 
 TEST_CASE("safetensors: an absurd header length is refused without being allocated") {
-  TempDir dir;
+  TempDir dir("swiattn_test_checkpoint");
   // A sparse file just over the 100 MB limit: the length fits in the file, but is over the limit.
   const std::string path = dir.file("big.safetensors");
   write_bytes(path, le64(kSafetensorsMaxHeaderBytes + 1));
@@ -273,7 +241,7 @@ TEST_CASE("safetensors: an absurd header length is refused without being allocat
 }
 
 TEST_CASE("safetensors: the writer refuses bad names and a failed write leaves the old file") {
-  TempDir dir;
+  TempDir dir("swiattn_test_checkpoint");
   const std::string path = dir.file("w.safetensors");
   const Tensor x = Tensor::scalar(1, DType::F32);
   write_safetensors(path, {{"kept", x}});
@@ -298,7 +266,7 @@ TEST_CASE("checkpoint: a model round trip restores every parameter bit for bit a
     for (bool tied : {true, false}) {
       CAPTURE(dtype_name(dtype));
       CAPTURE(tied);
-      TempDir dir;
+      TempDir dir("swiattn_test_checkpoint");
       ModelConfig config = tiny_model_config();
       config.tie_word_embeddings = tied;
       const Transformer saved(config, dtype, 1);
@@ -327,7 +295,7 @@ TEST_CASE("checkpoint: a model round trip restores every parameter bit for bit a
 }
 
 TEST_CASE("checkpoint: float64 weights load into a float32 model, converted") {
-  TempDir dir;
+  TempDir dir("swiattn_test_checkpoint");
   const ModelConfig config = tiny_model_config();
   const Transformer saved(config, DType::F64, 1);
   save_checkpoint(dir.path.string(), saved, run_config_for(config, DType::F64), nullptr, json());
@@ -480,7 +448,7 @@ TEST_CASE("checkpoint: config.json has the Hugging Face keys, round-trips, and r
 }
 
 TEST_CASE("checkpoint: config.json and run_config.json are read back from a checkpoint") {
-  TempDir dir;
+  TempDir dir("swiattn_test_checkpoint");
   const ModelConfig config = tiny_model_config();
   Config run = run_config_for(config, DType::F32);
   run.train.learning_rate = 1e-4;
@@ -501,7 +469,7 @@ TEST_CASE("checkpoint: config.json and run_config.json are read back from a chec
 }
 
 TEST_CASE("checkpoint: save refuses a run config for another model and a non-object trainer state") {
-  TempDir dir;
+  TempDir dir("swiattn_test_checkpoint");
   const ModelConfig config = tiny_model_config();
   const Transformer model(config, DType::F32, 1);
   Config other = run_config_for(config, DType::F32);
@@ -518,7 +486,7 @@ TEST_CASE("checkpoint: save refuses a run config for another model and a non-obj
 }
 
 TEST_CASE("checkpoint: optimizer state round trip: the next step after loading is identical") {
-  TempDir dir;
+  TempDir dir("swiattn_test_checkpoint");
   const ModelConfig config = tiny_model_config();
   const Transformer original(config, DType::F32, 1);
   AdamW original_optimizer(original.parameters());
@@ -581,7 +549,7 @@ TEST_CASE("checkpoint: a bad optimizer state is rejected and the optimizer is un
 }
 
 TEST_CASE("checkpoint: files are replaced atomically; a leftover .tmp is ignored and overwritten") {
-  TempDir dir;
+  TempDir dir("swiattn_test_checkpoint");
   const std::string d = dir.path.string();
   const ModelConfig config = tiny_model_config();
   const Transformer first(config, DType::F32, 1), second(config, DType::F32, 2);

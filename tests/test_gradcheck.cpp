@@ -16,6 +16,7 @@
 
 #include "tensor/random.h"
 #include "tests/gradcheck.h"
+#include "tests/test_util.h"
 
 namespace swiattn {
 namespace {
@@ -34,13 +35,6 @@ struct GradCase {
   SurrogateFunction surrogate = nullptr;  // see tests/gradcheck.h
   double input_scale = 1.0;
 };
-
-Tensor ids_tensor(const Shape& shape, int32_t vocab, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<int32_t> ids(static_cast<size_t>(shape_numel(shape)));
-  for (auto& id : ids) id = static_cast<int32_t>(rng.below(vocab));
-  return Tensor::from_ints(ids, shape);
-}
 
 // Attention rows: (B, T, H, Hkv, D, window).
 GradCase attention_case(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t w) {
@@ -63,8 +57,8 @@ GradCase switch_case(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, in
 }
 
 std::vector<GradCase> grad_cases() {
-  const Tensor ids = ids_tensor({3, 7}, 13, 7);  // repeated ids: their gradients must accumulate
-  std::vector<int32_t> t = ids_tensor({7}, 13, 8).to_ints();
+  const Tensor ids = testing::random_ids({3, 7}, 13, 7);  // repeated ids: their gradients must accumulate
+  std::vector<int32_t> t = testing::random_ids({7}, 13, 8).to_ints();
   t[2] = -100;  // an ignored row
   const Tensor targets = Tensor::from_ints(t, {7});
   const Tensor all_ignored = Tensor::from_ints(std::vector<int32_t>(3, -100), {3});

@@ -8,32 +8,13 @@
 #include "model/transformer.h"
 #include "tensor/random.h"
 #include "tests/gradcheck.h"
+#include "tests/test_util.h"
 
 namespace swiattn {
 namespace {
 
-ModelConfig tiny_config() {
-  ModelConfig c;
-  c.vocab_size = 11;
-  c.hidden_size = 8;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 1;
-  c.head_dim = 4;
-  c.intermediate_size = 12;
-  c.sliding_window = 3;
-  c.layer_types = {"full", "swa"};
-  c.max_position_embeddings = 16;
-  c.initializer_range = 0.5;  // large weights: every nonlinearity works away from its linear region
-  return c;
-}
-
-Tensor random_ids(const Shape& shape, int32_t vocab, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<int32_t> ids(static_cast<size_t>(shape_numel(shape)));
-  for (auto& id : ids) id = static_cast<int32_t>(rng.below(vocab));
-  return Tensor::from_ints(ids, shape);
-}
+using testing::random_ids;
+using testing::tiny_model_config;
 
 void check_whole_model_gradients(const ModelConfig& config) {
   Transformer model(config, DType::F64, 42);
@@ -51,11 +32,11 @@ void check_whole_model_gradients(const ModelConfig& config) {
 }
 
 TEST_CASE("model: every parameter's gradient matches finite differences (full + swa layers, tied)") {
-  check_whole_model_gradients(tiny_config());
+  check_whole_model_gradients(tiny_model_config());
 }
 
 TEST_CASE("model: every parameter's gradient matches finite differences (untied head, swa first)") {
-  ModelConfig c = tiny_config();
+  ModelConfig c = tiny_model_config();
   c.tie_word_embeddings = false;
   c.layer_types = {"swa", "full"};
   c.num_key_value_heads = 2;
@@ -63,7 +44,7 @@ TEST_CASE("model: every parameter's gradient matches finite differences (untied 
 }
 
 TEST_CASE("model: parameters are named and counted") {
-  ModelConfig c = tiny_config();
+  ModelConfig c = tiny_model_config();
   Transformer model(c, DType::F32, 1);
   CHECK(model.parameters().front().name() == "embed.weight");
   CHECK(model.parameters()[2].name() == "layers.0.attn.q_proj.weight");
@@ -73,7 +54,7 @@ TEST_CASE("model: parameters are named and counted") {
 }
 
 TEST_CASE("model: logits at position t do not depend on tokens after t") {
-  Transformer model(tiny_config(), DType::F64, 3);
+  Transformer model(tiny_model_config(), DType::F64, 3);
   std::vector<int32_t> a = random_ids({1, 9}, 11, 4).to_ints(), b = a;
   b[6] = (b[6] + 1) % 11;  // change token 6 only
   NoGradGuard no_grad;
@@ -89,7 +70,7 @@ TEST_CASE("model: logits at position t do not depend on tokens after t") {
 
 TEST_CASE("model: an all-swa model cannot see further back than the receptive field") {
   // Two swa layers with w = 3: position t sees tokens >= t - 2 * (3 - 1) = t - 4.
-  ModelConfig c = tiny_config();
+  ModelConfig c = tiny_model_config();
   c.layer_types = {"swa", "swa"};
   Transformer model(c, DType::F64, 5);
   std::vector<int32_t> a = random_ids({1, 12}, 11, 6).to_ints(), b = a;
@@ -108,7 +89,7 @@ TEST_CASE("model: an all-swa model cannot see further back than the receptive fi
 }
 
 TEST_CASE("model: gradient descent lowers the loss on a repeating sequence") {
-  ModelConfig c = tiny_config();
+  ModelConfig c = tiny_model_config();
   c.initializer_range = 0.1;
   Transformer model(c, DType::F32, 9);
   std::vector<int32_t> seq;
@@ -133,12 +114,12 @@ TEST_CASE("model: gradient descent lowers the loss on a repeating sequence") {
 }
 
 TEST_CASE("model: bad inputs are rejected with clear errors") {
-  Transformer model(tiny_config(), DType::F32, 1);
+  Transformer model(tiny_model_config(), DType::F32, 1);
   CHECK_THROWS_WITH_AS(model.forward(Tensor::zeros({1, 17}, DType::I32)),
                        doctest::Contains("max_position_embeddings"), Error);
   CHECK_THROWS_WITH_AS(model.forward(Tensor::zeros({1, 3}, DType::F32)), doctest::Contains("int32"), Error);
   CHECK_THROWS_WITH_AS(model.forward(Tensor::full({1, 3}, 11, DType::I32)), doctest::Contains("vocabulary"), Error);
-  ModelConfig bad = tiny_config();
+  ModelConfig bad = tiny_model_config();
   bad.num_key_value_heads = 3;
   CHECK_THROWS_WITH_AS(Transformer(bad, DType::F32, 1), doctest::Contains("num_key_value_heads"), Error);
 }
@@ -149,7 +130,7 @@ TEST_CASE("model: sampling is reproducible and near-greedy at low temperature") 
   CHECK(sample_token(logits, 1.0, a) == sample_token(logits, 1.0, b));
   Rng c(1);
   for (int i = 0; i < 20; ++i) CHECK(sample_token(logits, 1e-3, c) == 1);
-  Transformer model(tiny_config(), DType::F32, 1);
+  Transformer model(tiny_model_config(), DType::F32, 1);
   Rng r1(3), r2(3);
   const auto s1 = generate(model, {1, 2, 3}, 5, 1.0, 16, r1);
   const auto s2 = generate(model, {1, 2, 3}, 5, 1.0, 16, r2);

@@ -16,6 +16,7 @@
 #include "model/transformer.h"
 #include "tensor/random.h"
 #include "tests/gradcheck.h"
+#include "tests/test_util.h"
 #include "train/regularizer.h"
 
 namespace swiattn {
@@ -168,19 +169,10 @@ TEST_CASE("switch: the gate's value is exactly the hard route") {
   }
 }
 
+// The tiny model with two switch layers whose router logits lie far from the threshold.
 ModelConfig switch_model_config() {
-  ModelConfig c;
-  c.vocab_size = 11;
-  c.hidden_size = 8;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 1;
-  c.head_dim = 4;
-  c.intermediate_size = 12;
-  c.sliding_window = 3;
+  ModelConfig c = testing::tiny_model_config();
   c.layer_types = {"switch", "switch"};
-  c.max_position_embeddings = 16;
-  c.initializer_range = 0.5;
   c.router_init_std = 1.0;  // router logits far from the threshold: no route flips under e
   return c;
 }

@@ -15,11 +15,15 @@
 #include <vector>
 
 #include "autograd/ops.h"
+#include "tests/test_util.h"
 #include "train/config.h"
 #include "train/optimizer.h"
 
 namespace swiattn {
 namespace {
+
+using testing::contains;
+using testing::error_of;
 
 using nlohmann::json;
 
@@ -39,20 +43,6 @@ void check_values(const Tensor& actual, const std::vector<double>& expected, dou
                     << expected[i]);
     CHECK(std::abs(actual.at(static_cast<int64_t>(i)) - expected[i]) <= tolerance);
   }
-}
-
-// The message of the Error f throws, or "" when it throws nothing.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
 }
 
 // ---------------------------------------------------------------------------------------------
