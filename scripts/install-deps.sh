@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages swiattn needs, only those missing. Fast when all are present.
 set -euo pipefail
-packages=(cmake g++ make pkg-config libeigen3-dev doctest-dev nlohmann-json3-dev libicu-dev npm)
+# clang, libclang-rt-14-dev (libFuzzer and clang's sanitizer runtimes) and libomp-dev (OpenMP
+# for clang) are for `make fuzz` only.
+packages=(cmake g++ make pkg-config libeigen3-dev doctest-dev nlohmann-json3-dev libicu-dev npm
+          clang libclang-rt-14-dev libomp-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -112,6 +112,27 @@ const Field* find_field(const std::string& section, const std::string& key) {
   return nullptr;
 }
 
+// s as it may appear inside a one-line message: unchanged when it is printable UTF-8, otherwise
+// with control characters escaped and invalid bytes replaced (JSON string escaping).
+std::string printable(const std::string& s) {
+  bool plain = true;
+  for (unsigned char c : s) plain = plain && c >= 0x20 && c < 0x7f;
+  if (plain) return s;
+  const std::string escaped = json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+  return escaped.substr(1, escaped.size() - 2);
+}
+
+bool is_valid_utf8(const std::string& s) {
+  try {
+    (void)json(s).dump();  // the strict handler throws on invalid UTF-8
+    return true;
+  } catch (const json::type_error&) {
+    return false;
+  }
+}
+
+std::string quoted(const std::string& s) { return "\"" + printable(s) + "\""; }
+
 // Edit distance, for "did you mean" on a misspelt key.
 size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<size_t> row(b.size() + 1);
@@ -130,7 +151,7 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 
 [[noreturn]] void unknown_key(const std::string& source, const std::string& section,
                               const std::string& key) {
-  std::string message = "config " + source + ": unknown key " + section + "." + key;
+  std::string message = "config " + printable(source) + ": unknown key " + printable(section + "." + key);
   for (const Field& f : kFields)
     if (section == f.section && edit_distance(key, f.key) <= 2) {
       message += " (did you mean " + section + "." + f.key + "?)";
@@ -142,9 +163,27 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 // ---- reading one value: each overload checks the JSON type and throws naming the key ----
 // `where` is "config SOURCE: section.key".
 
+// A value as it may appear in a message: one line, at most about 80 characters.
+std::string short_dump(const json& value) {
+  const std::string d = value.dump(-1, ' ', false, json::error_handler_t::replace);
+  return d.size() <= 80 ? d : d.substr(0, 77) + "...";
+}
+
 [[noreturn]] void wrong_type(const std::string& where, const char* expected, const json& value) {
-  throw Error(where + " must be " + expected + ", got " + value.dump() + " (" + value.type_name() +
+  throw Error(where + " must be " + expected + ", got " + short_dump(value) + " (" + value.type_name() +
               ")");
+}
+
+// JSON nested deeper than any configuration needs is refused while parsing, so nothing later
+// (messages, serialisation) recurses through an absurd depth.
+constexpr int kMaxConfigDepth = 16;
+json parse_config_text(const std::string& text, const std::string& source) {
+  auto limit_depth = [&](int depth, json::parse_event_t, json&) {
+    if (depth > kMaxConfigDepth)
+      throw Error("config " + source + ": nested deeper than " + std::to_string(kMaxConfigDepth) + " levels");
+    return true;
+  };
+  return json::parse(text, limit_depth);
 }
 
 void read_value(int64_t* target, const json& value, const std::string& where) {
@@ -209,7 +248,6 @@ std::string got(T x) {
   return ", got " + num(x);
 }
 
-std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
 }  // namespace
 
@@ -224,11 +262,11 @@ Config config_from_json(const json& j, const std::string& source) {
   Config config;
   for (const auto& [section, keys] : j.items()) {
     if (!is_section(section))
-      throw Error("config " + source + ": unknown section " + section +
+      throw Error("config " + source + ": unknown section " + printable(section) +
                   " (expected model, train or data)");
     if (!keys.is_object())
       throw Error("config " + source + ": section " + section + " must be an object, got " +
-                  keys.dump() + " (" + keys.type_name() + ")");
+                  short_dump(keys) + " (" + keys.type_name() + ")");
     for (const auto& [key, value] : keys.items()) {
       const Field* field = find_field(section, key);
       if (!field) unknown_key(source, section, key);
@@ -248,8 +286,8 @@ Config load_config_file(const std::string& path) {
   if (in.bad()) throw Error("config " + path + ": read failed");
   json j;
   try {
-    j = json::parse(text.str());
-  } catch (const json::parse_error& e) {
+    j = parse_config_text(text.str(), path);
+  } catch (const json::exception& e) {  // syntax, invalid UTF-8, numbers out of range (1e400)
     throw Error("config " + path + ": not valid JSON: " + e.what());
   }
   return config_from_json(j, path);
@@ -265,7 +303,7 @@ json config_to_json(const Config& config) {
 }
 
 void apply_override(Config& config, const std::string& assignment) {
-  const std::string source = "--set " + assignment;
+  const std::string source = "--set " + printable(assignment);
   const size_t equals = assignment.find('=');
   if (equals == std::string::npos)
     throw Error("config " + source + ": expected section.key=value (no '=')");
@@ -276,12 +314,19 @@ void apply_override(Config& config, const std::string& assignment) {
     throw Error("config " + source + ": expected section.key=value, got key " + quoted(name));
   const std::string section = name.substr(0, dot), key = name.substr(dot + 1);
   if (!is_section(section))
-    throw Error("config " + source + ": unknown section " + section + " in key " + name +
+    throw Error("config " + source + ": unknown section " + printable(section) + " in key " + printable(name) +
                 " (expected model, train or data)");
   const Field* field = find_field(section, key);
   if (!field) unknown_key(source, section, key);
 
-  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!is_valid_utf8(text))
+    throw Error("config " + source + ": " + section + "." + key + ": the value is not valid UTF-8");
+  json value;
+  try {
+    value = parse_config_text(text, source);
+  } catch (const json::exception&) {
+    value = json(json::value_t::discarded);  // not JSON: taken as a string below
+  }
   const bool string_field = std::holds_alternative<std::string*>(field->locate(config));
   if (value.is_discarded() || (string_field && !value.is_string())) value = text;
   read_field(config, *field, value, source);

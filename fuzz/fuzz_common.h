@@ -1,0 +1,38 @@
+// fuzz/fuzz_common.h: what the three libFuzzer targets share.
+//
+// A target's contract: for every input the code under test either returns normally or throws
+// swiattn::Error. Anything else (a crash, a sanitizer report, another exception type, a broken
+// promise such as decode(encode(s)) != s) is a finding: finding() prints what happened and
+// aborts, and libFuzzer saves the input as crash-<sha1> and exits non-zero.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include <unistd.h>
+
+namespace swiattn_fuzz {
+
+[[noreturn]] inline void finding(const std::string& what) {
+  std::fprintf(stderr, "\n==== FINDING: %s\n", what.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+// A per-process scratch file for readers that take a path. /dev/shm when it exists: the bytes
+// never reach a disk, and the library's atomic writer pays no real fsync there.
+inline std::string scratch_path(const std::string& suffix) {
+  const char* dir = ::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+  return std::string(dir) + "/swiattn-fuzz-" + std::to_string(::getpid()) + suffix;
+}
+
+inline void write_bytes(const std::string& path, const uint8_t* data, size_t size) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) finding("cannot create the scratch file " + path);
+  if (size && std::fwrite(data, 1, size, f) != size) finding("cannot write " + path);
+  std::fclose(f);
+}
+
+}  // namespace swiattn_fuzz
