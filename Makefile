@@ -8,6 +8,7 @@
 #   make test-sanitize  every test under AddressSanitizer + UBSan, in build-sanitize/
 #   make fuzz     build the libFuzzer targets (clang) in build-fuzz/ and run each for
 #                 FUZZ_SECONDS (default 60); see fuzz/README.md
+#   make test-cuda-sanitize  compute-sanitizer memcheck + racecheck over the CUDA tests (GPU)
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 CMAKE_FLAGS ?=
@@ -15,7 +16,7 @@ CMAKE_FLAGS ?=
 # steal time from the ones still working (measured: 1.5k -> 3.1k tokens/s in training).
 export OMP_WAIT_POLICY ?= passive
 
-.PHONY: all build deps data test demo clean test-sanitize fuzz
+.PHONY: all build deps data test demo clean test-sanitize fuzz test-cuda-sanitize
 
 all: build
 
@@ -46,3 +47,13 @@ test-sanitize: deps data
 FUZZ_SECONDS ?= 60
 fuzz: deps data
 	JOBS=$(JOBS) FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/run-fuzzers.sh
+
+# compute-sanitizer's memcheck and racecheck over the CUDA tests (needs a GPU; says so without one).
+SANITIZER ?= $(firstword $(wildcard /usr/local/cuda/bin/compute-sanitizer) compute-sanitizer)
+test-cuda-sanitize: build
+	@if ! nvidia-smi -L >/dev/null 2>&1; then \
+	  echo "test-cuda-sanitize: SKIPPED (no CUDA device on this machine)"; \
+	else \
+	  $(SANITIZER) --tool memcheck --error-exitcode 1 ./$(BUILD)/swiattn_tests -tc="cuda*" && \
+	  $(SANITIZER) --tool racecheck --error-exitcode 1 ./$(BUILD)/swiattn_tests -tc="cuda*"; \
+	fi
