@@ -377,6 +377,8 @@ SafetensorsFile read_safetensors(const std::string& path) {
   std::vector<Entry> entries;
   for (const auto& [name, info] : header.items()) {
     if (name != "__metadata__") {
+      // The same rule as the writer: a file we accept can always be written back.
+      if (name.empty()) throw Error(where + "empty tensor name (names must be non-empty)");
       entries.push_back(parse_entry(name, info, data_bytes, where));
       continue;
     }

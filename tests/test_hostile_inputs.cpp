@@ -473,6 +473,35 @@ TEST_CASE("hostile: swiattn generate on a truncated or corrupted model.safetenso
 }
 
 // ---------------------------------------------------------------------------------------------
+// safetensors: the reader and the writer agree
+// ---------------------------------------------------------------------------------------------
+
+// REGRESSION (fixed; found by fuzz_safetensors, input in fuzz/regressions/safetensors/): the
+// reader accepted a tensor named "", which write_safetensors refuses, so a checkpoint the reader
+// accepted could not be written back. The reader now refuses empty names too.
+TEST_CASE("hostile: a safetensors file the reader accepts can be written back") {
+  TempDir dir("swiattn_test_hostile");
+  const std::string header = R"({"":{"dtype":"I32","shape":[0],"data_offsets":[0,0]}})";
+  std::string length(8, '\0');
+  for (int i = 0; i < 8; ++i) length[i] = static_cast<char>((header.size() >> (8 * i)) & 0xFF);
+  write_bytes(dir.file("empty_name.safetensors"), length + header);
+
+  SafetensorsFile file;
+  const std::string read = outcome_of([&] { file = read_safetensors(dir.file("empty_name.safetensors")); });
+  INFO("reading: " << read);
+  CHECK((read == "" || read.rfind("Error: ", 0) == 0));
+  if (!read.empty()) return;  // refused with an Error: the reader and the writer agree
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const std::string& name : file.names) tensors.emplace_back(name, file.tensors.at(name));
+  const std::string written = outcome_of([&] {
+    write_safetensors(dir.file("copy.safetensors"), tensors, file.metadata);
+    CHECK(read_safetensors(dir.file("copy.safetensors")).names == file.names);
+  });
+  INFO("writing back: " << written);
+  CHECK(written == "");
+}
+
+// ---------------------------------------------------------------------------------------------
 // The fuzzers' seed corpora are what the readers accept (fuzz/corpus/, see fuzz/README.md)
 // ---------------------------------------------------------------------------------------------
 
