@@ -25,19 +25,10 @@ using nlohmann::json;
 using testing::contains;
 using testing::error_of;
 using testing::TempDir;
+using testing::read_bytes;
+using testing::write_bytes;
 namespace fs = std::filesystem;
 
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out.good());
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 std::string le64(uint64_t n) {
   std::string bytes(8, '\0');

@@ -35,18 +35,9 @@ namespace {
 using nlohmann::json;
 using testing::contains;
 using testing::TempDir;
+using testing::read_bytes;
+using testing::write_bytes;
 namespace fs = std::filesystem;
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out.good());
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 // What f throws, as text: "Error: <message>" for a swiattn::Error, "foreign <type>: <message>"
 // for any other exception, "" when it throws nothing.
