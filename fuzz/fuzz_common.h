@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include <unistd.h>
 
@@ -21,11 +22,24 @@ namespace swiattn_fuzz {
   std::abort();
 }
 
-// A per-process scratch file for readers that take a path. /dev/shm when it exists: the bytes
-// never reach a disk, and the library's atomic writer pays no real fsync there.
+inline std::vector<std::string>& scratch_files() {
+  static std::vector<std::string> files;
+  return files;
+}
+
+inline void remove_scratch_files() {
+  for (const std::string& file : scratch_files()) std::remove(file.c_str());
+}
+
+// A per-process scratch file for readers that take a path, removed when the fuzzer exits (a
+// crash leaves it, next to the saved input). /dev/shm when it exists: the bytes never reach a
+// disk, and the library's atomic writer pays no real fsync there.
 inline std::string scratch_path(const std::string& suffix) {
   const char* dir = ::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-  return std::string(dir) + "/swiattn-fuzz-" + std::to_string(::getpid()) + suffix;
+  const std::string path = std::string(dir) + "/swiattn-fuzz-" + std::to_string(::getpid()) + suffix;
+  if (scratch_files().empty()) std::atexit(remove_scratch_files);
+  scratch_files().push_back(path);
+  return path;
 }
 
 inline void write_bytes(const std::string& path, const uint8_t* data, size_t size) {
