@@ -19,12 +19,14 @@
 
 #include "model/checkpoint.h"
 #include "model/transformer.h"
+#include "tests/test_util.h"
 #include "train/nonfinite.h"
 
 namespace swiattn {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::read_bytes;
 
 // A tiny run that still exercises every piece of state: switch layers (regulariser and the
 // target-ratio controller), AdamW moments, the schedule, the data position.
@@ -63,13 +65,6 @@ int run_cli(const std::string& env, const std::string& args, const fs::path& log
   return 128 + WTERMSIG(status);
 }
 
-std::string read_text(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
 // step -> training loss, from metrics.jsonl (the last line for a step wins).
 std::map<int64_t, double> losses(const fs::path& run) {
   std::map<int64_t, double> by_step;
@@ -96,7 +91,7 @@ TEST_CASE("reliability: a killed and resumed run equals the uninterrupted run bi
         128 + SIGKILL);
   CHECK(checkpoint_step(s.dir / "b") == 8);
   REQUIRE(run_cli("", "train --resume " + (s.dir / "b").string(), s.dir / "b2.log") == 0);
-  CHECK(read_text(s.dir / "b2.log").find("resumed from") != std::string::npos);
+  CHECK(read_bytes(s.dir / "b2.log").find("resumed from") != std::string::npos);
 
   const auto la = losses(s.dir / "a"), lb = losses(s.dir / "b");
   REQUIRE(la.size() == 12);
@@ -105,9 +100,9 @@ TEST_CASE("reliability: a killed and resumed run equals the uninterrupted run bi
     INFO("step ", step);
     CHECK(lb.at(step) == loss);  // exact equality: bit for bit
   }
-  CHECK(read_text(s.dir / "a/checkpoint/model.safetensors") == read_text(s.dir / "b/checkpoint/model.safetensors"));
-  CHECK(read_text(s.dir / "a/checkpoint/optimizer.safetensors") ==
-        read_text(s.dir / "b/checkpoint/optimizer.safetensors"));
+  CHECK(read_bytes(s.dir / "a/checkpoint/model.safetensors") == read_bytes(s.dir / "b/checkpoint/model.safetensors"));
+  CHECK(read_bytes(s.dir / "a/checkpoint/optimizer.safetensors") ==
+        read_bytes(s.dir / "b/checkpoint/optimizer.safetensors"));
 }
 
 TEST_CASE("reliability: a run killed during a save keeps the previous checkpoint, and resumes exactly") {
@@ -122,7 +117,7 @@ TEST_CASE("reliability: a run killed during a save keeps the previous checkpoint
   CHECK_NOTHROW(load_model_weights((s.dir / "b/checkpoint").string(), model, is_router_parameter));
   REQUIRE(run_cli("", "train --resume " + (s.dir / "b").string(), s.dir / "b2.log") == 0);
   CHECK(losses(s.dir / "b") == losses(s.dir / "a"));
-  CHECK(read_text(s.dir / "a/checkpoint/model.safetensors") == read_text(s.dir / "b/checkpoint/model.safetensors"));
+  CHECK(read_bytes(s.dir / "a/checkpoint/model.safetensors") == read_bytes(s.dir / "b/checkpoint/model.safetensors"));
   // Only the linked checkpoint remains.
   int dirs = 0;
   for (const auto& e : fs::directory_iterator(s.dir / "b/checkpoints")) dirs += e.is_directory();
@@ -135,7 +130,7 @@ TEST_CASE("reliability: a non-finite step stops the run naming where it began, o
                              " --set train.learning_rate=1e30 --set train.min_learning_rate=1e30";
   // A learning rate of 1e30 makes the weights overflow within a few steps.
   CHECK(run_cli("", config + " --out " + (s.dir / "stop").string(), s.dir / "stop.log") == 1);
-  const std::string stop_log = read_text(s.dir / "stop.log");
+  const std::string stop_log = read_bytes(s.dir / "stop.log");
   INFO(stop_log);
   CHECK(stop_log.find("swiattn train: error: train: non-finite value at step") != std::string::npos);
   CHECK(stop_log.find("first in the output of layer") != std::string::npos);
@@ -143,7 +138,7 @@ TEST_CASE("reliability: a non-finite step stops the run naming where it began, o
 
   CHECK(run_cli("", config + " --set train.on_nonfinite=skip --set train.max_skipped_batches=2 --out " +
                         (s.dir / "skip").string(), s.dir / "skip.log") == 1);
-  const std::string skip_log = read_text(s.dir / "skip.log");
+  const std::string skip_log = read_bytes(s.dir / "skip.log");
   INFO(skip_log);
   CHECK(skip_log.find("skipped batch: non-finite value") != std::string::npos);
   CHECK(skip_log.find("(2 skipped so far)") != std::string::npos);
@@ -151,14 +146,9 @@ TEST_CASE("reliability: a non-finite step stops the run naming where it began, o
 }
 
 TEST_CASE("reliability: first_nonfinite names the first layer whose output is not finite") {
-  ModelConfig c;
-  c.vocab_size = 11;
-  c.hidden_size = 8;
+  ModelConfig c = testing::tiny_model_config();
   c.num_hidden_layers = 3;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 1;
-  c.head_dim = 4;
-  c.intermediate_size = 12;
+  c.layer_types = {};  // all full
   Transformer model(c, DType::F32, 1);
   const Tensor ids = Tensor::from_ints({1, 2, 3, 4}, {1, 4});
   const Tensor targets = Tensor::from_ints({2, 3, 4, 5}, {1, 4});
