@@ -17,7 +17,9 @@
 #include <sstream>
 #include <type_traits>
 
+#include "bench/cli.h"
 #include "data/tokenizer.h"
+#include "eval/cli.h"
 #include "model/checkpoint.h"
 #include "model/decode.h"
 #include "tensor/random.h"
@@ -33,9 +35,9 @@ constexpr const char* kUsage =
     "  demo       the paper's pipeline on the CPU (spec §6): pretrain a tiny full-attention\n"
     "             model, convert it to SwiAttn, continue training, compare [--out DIR]\n"
     "  train      train a model (the embedded default needs no options)\n"
-    "  eval       (not implemented yet: arrives with the evaluation harness)\n"
+    "  eval       evaluate a checkpoint: perplexity, retrieval, routing, efficiency\n"
     "  generate   sample text from a checkpoint with the KV cache (spec §7)\n"
-    "  bench      (not implemented yet: arrives with the CUDA backend)\n"
+    "  bench      time the CUDA kernels (GPU; bench/README.md)\n"
     "\n"
     "options for train:\n"
     "  --config FILE.json      read the configuration (sections model, train, data)\n"
@@ -54,9 +56,7 @@ constexpr const char* kUsage =
     "  --temperature X         (default 0.8)\n"
     "  --seed N                (default 0)\n";
 
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using swiattn::UsageError;
 
 int run_train(const std::vector<std::string>& args) {
   std::string config_path, out_dir = "runs/train", resume_dir;
@@ -209,10 +209,8 @@ int main(int argc, char** argv) {
     if (command == "train") return run_train(args);
     if (command == "demo") return run_demo(args);
     if (command == "generate") return run_generate(args);
-    if (command == "eval" || command == "bench") {
-      std::cerr << "swiattn " << command << ": not implemented yet\n";
-      return 2;
-    }
+    if (command == "eval") return swiattn::run_eval_command(args);
+    if (command == "bench") return swiattn::run_bench_command(args);
     throw UsageError("unknown command: " + command);
   } catch (const UsageError& e) {
     std::cerr << "swiattn: " << e.what() << "\n\n" << kUsage;

@@ -27,6 +27,10 @@ namespace swiattn {
 struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// A bad command line: main.cpp prints the message followed by the usage text, exit status 2.
+struct UsageError : Error {
+  using Error::Error;
+};
 
 enum class DType : uint8_t { F32, F64, BF16, I32 };
 enum class Device : uint8_t { CPU, CUDA };
