@@ -3,6 +3,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/switch_attention.h"
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/flash_attention.h"
 #include "kernels/cuda/switch_attention.h"
 
 namespace swiattn {
@@ -73,13 +74,20 @@ Var switch_attention(const Var& q, const Var& k, const Var& v, int64_t window, c
   check_same_dtype("switch_attention", Q, G);
   if (G.shape() != Shape{s.B, s.T}) shape_error("switch_attention", "gate must be (B, T) for q (B, T, H, D)", G, Q);
   const bool on_cuda = Q.device() == Device::CUDA;
-  const DType saved = on_cuda ? DType::F32 : Q.dtype();  // CUDA keeps the branches in float32
+  const bool both_branches = grad_enabled() || branch_diff_sq != nullptr;
   Tensor out = Tensor::empty(Q.shape(), Q.dtype(), Q.device());
+  // Inference with hard routes on the GPU: each token runs only its own branch, over only its
+  // keys (kernels/cuda/flash_attention.h); no branch outputs are kept, as nothing will read them.
+  if (on_cuda && !both_branches && method == SwitchMethod::OnePass && cuda::flash_attention_supported(s, Q) &&
+      cuda::is_hard_route(G)) {
+    cuda::routed_attention_prefill(s, window, Q, K, V, G, out);
+    return make_op_result(OpId::SwitchAttention, out, {q, k, v, gate}, nullptr);
+  }
+  const DType saved = on_cuda ? DType::F32 : Q.dtype();  // CUDA keeps the branches in float32
   Tensor o_full = Tensor::empty(Q.shape(), saved, Q.device());
   Tensor o_swa = Tensor::empty(Q.shape(), saved, Q.device());
   Tensor lse_full = Tensor::empty({s.B, s.T, s.Hq}, saved, Q.device());
   Tensor lse_swa = Tensor::empty({s.B, s.T, s.Hq}, saved, Q.device());
-  const bool both_branches = grad_enabled() || branch_diff_sq != nullptr;
   if (on_cuda) {
     if (method == SwitchMethod::OnePass)
       cuda::switch_attention_forward(s, window, Q, K, V, G, both_branches, out, o_full, o_swa, lse_full, lse_swa);

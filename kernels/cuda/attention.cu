@@ -3,6 +3,8 @@
 #include "kernels/cuda/attention.h"
 
 #include "kernels/cuda/attention.cuh"
+#include "kernels/cuda/flash_attention.h"
+#include "kernels/cuda/flash_backward.h"
 
 namespace swiattn::cuda {
 
@@ -45,6 +47,10 @@ void attention_forward(const cpu::AttentionShape& s, int64_t window, const Tenso
   const AttentionDims dims = attention_dims("attention", s, window);
   const int64_t rows = s.B * s.T * s.Hq;
   if (rows == 0) return;
+  if (flash_attention_supported(s, q)) {  // tensor cores (flash_attention.h)
+    flash_attention_forward(s, window, q, k, v, out, lse);
+    return;
+  }
   dispatch_q_out("attention", q, out, [&](auto zq, auto zo) {
     using T = decltype(zq);
     using TO = decltype(zo);
@@ -152,6 +158,10 @@ void attention_backward(const cpu::AttentionShape& s, int64_t window, const Tens
   const AttentionDims dims = attention_dims("attention", s, window);
   const int64_t rows = s.B * s.T * s.Hq, key_rows = s.B * s.T * s.Hkv;
   if (rows == 0) return;
+  if (flash_backward_supported(s, q, k, v, dout)) {  // tensor cores (flash_backward.h)
+    flash_attention_backward(s, window, q, k, v, out, lse, dout, gate, complement, dq, dk, dv);
+    return;
+  }
   const Tensor delta = Tensor::empty({s.B, s.T, s.Hq}, DType::F32, Device::CUDA);
   dispatch_q_out("attention", q, out, [&](auto zq, auto zo) {
     using T = decltype(zq);

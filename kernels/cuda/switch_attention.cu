@@ -3,6 +3,8 @@
 
 #include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/flash_attention.h"
+#include "kernels/cuda/flash_backward.h"
 
 namespace swiattn::cuda {
 
@@ -60,6 +62,10 @@ void switch_attention_forward(const cpu::AttentionShape& s, int64_t window, cons
   const AttentionDims dims = attention_dims("switch_attention", s, window);
   const int64_t rows = s.B * s.T * s.Hq;
   if (rows == 0) return;
+  if (flash_attention_supported(s, q)) {  // tensor cores (flash_attention.h)
+    flash_switch_attention_forward(s, window, q, k, v, gate, both_branches, out, o_full, o_swa, lse_full, lse_swa);
+    return;
+  }
   dispatch(q.dtype(), "switch_attention", [&](auto zero) {
     using T = decltype(zero);
     switch_attention_forward_kernel<<<warp_blocks(rows), 32 * kWarpsPerBlock>>>(
@@ -122,6 +128,11 @@ void switch_attention_backward(const cpu::AttentionShape& s, int64_t window, con
                                const Tensor& lse_full, const Tensor& lse_swa, const Tensor& dout, const Tensor& dq,
                                const Tensor& dk, const Tensor& dv, const Tensor& dgate) {
   if (s.B * s.T == 0) return;
+  if (flash_backward_supported(s, q, k, v, dout)) {  // tensor cores, both branches in one pass
+    flash_switch_attention_backward(s, window, q, k, v, gate, o_full, o_swa, lse_full, lse_swa, dout, dq, dk, dv,
+                                    dgate);
+    return;
+  }
   if (dgate.defined()) {
     dispatch(q.dtype(), "switch_attention", [&](auto zero) {
       using T = decltype(zero);
