@@ -1,11 +1,98 @@
+// bench/cli.cpp: `swiattn bench <prefill | train-attention | decode> [options]` (bench/bench.h
+// lists what each prints; bench/README.md how run.py uses it).
 #include "bench/cli.h"
 
+#include <cstdio>
+#include <sstream>
+
+#include "bench/bench.h"
+#include "kernels/cuda/device.h"
 #include "tensor/tensor.h"
 
 namespace swiattn {
+namespace {
 
-int run_bench_command(const std::vector<std::string>&) {
-  throw Error("bench: not implemented yet (the CUDA issue's benchmarks)");
+const char* kUsage =
+    "usage: swiattn bench <prefill | train-attention | decode> [options]\n"
+    "  prefill          routed attention forward (hard routes), B x T, full-attention ratio r\n"
+    "  train-attention  forward + backward of one switch attention layer, both branches\n"
+    "  decode           one decode step for S sequences over a cache of `cache` keys each\n"
+    "options (lists are comma-separated):\n"
+    "  --T 4096,8192,16384,32768   --r 0,0.13,0.5,1   --cache 8192,32768   --S 16\n"
+    "  --B 1 --Hq 16 --Hkv 8 --D 128 --w 1024   --keys-per-split 0 (decode; 0 = default)\n"
+    "  --warmup 2 --reps 10 --seed 1 --no-flush (keep L2 between reps)\n"
+    "prints one JSON line per case (bench/bench.h).\n";
+
+template <class T>
+std::vector<T> parse_list(const std::string& flag, const std::string& text) {
+  std::vector<T> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    std::stringstream is(item);
+    T value{};
+    if (!(is >> value) || !is.eof()) throw Error("bench: " + flag + ": cannot read '" + item + "' as a number");
+    out.push_back(value);
+  }
+  if (out.empty()) throw Error("bench: " + flag + ": empty list");
+  return out;
+}
+
+int64_t parse_positive(const std::string& flag, const std::string& text) {
+  const int64_t v = parse_list<int64_t>(flag, text).at(0);
+  if (v <= 0) throw Error("bench: " + flag + " must be > 0, got " + text);
+  return v;
+}
+
+}  // namespace
+
+int run_bench_command(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  const std::string sub = args[0];
+  bench::Options o;
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& flag = args[i];
+    if (flag == "--no-flush") {
+      o.flush_l2 = false;
+      continue;
+    }
+    if (i + 1 >= args.size()) throw Error("bench: " + flag + " needs a value\n" + kUsage);
+    const std::string& value = args[++i];
+    if (flag == "--T") o.T = parse_list<int64_t>(flag, value);
+    else if (flag == "--r") o.r = parse_list<double>(flag, value);
+    else if (flag == "--cache") o.cache = parse_list<int64_t>(flag, value);
+    else if (flag == "--S") o.S = parse_positive(flag, value);
+    else if (flag == "--B") o.B = parse_positive(flag, value);
+    else if (flag == "--Hq") o.Hq = parse_positive(flag, value);
+    else if (flag == "--Hkv") o.Hkv = parse_positive(flag, value);
+    else if (flag == "--D") o.D = parse_positive(flag, value);
+    else if (flag == "--w") o.window = parse_positive(flag, value);
+    else if (flag == "--keys-per-split") o.keys_per_split = parse_list<int64_t>(flag, value).at(0);
+    else if (flag == "--warmup") o.warmup = static_cast<int>(parse_list<int64_t>(flag, value).at(0));
+    else if (flag == "--reps") o.reps = static_cast<int>(parse_positive(flag, value));
+    else if (flag == "--seed") o.seed = static_cast<uint64_t>(parse_list<int64_t>(flag, value).at(0));
+    else throw Error("bench: unknown option " + flag + "\n" + kUsage);
+  }
+  for (double r : o.r)
+    if (r < 0.0 || r > 1.0) throw Error("bench: --r values must lie in [0, 1], got " + std::to_string(r));
+  for (int64_t t : o.T)
+    if (t <= 0) throw Error("bench: --T values must be > 0");
+  for (int64_t c : o.cache)
+    if (c <= 0) throw Error("bench: --cache values must be > 0");
+  if (o.Hq % o.Hkv != 0) throw Error("bench: --Hq must be a multiple of --Hkv");
+  if (o.warmup < 0 || o.keys_per_split < 0) throw Error("bench: --warmup and --keys-per-split must be >= 0");
+  if (sub != "prefill" && sub != "train-attention" && sub != "decode")
+    throw Error("bench: unknown subcommand '" + sub + "'\n" + kUsage);
+  if (cuda::device_count() == 0)
+    throw Error("bench: needs a CUDA device (" + cuda::device_description() + ")");
+  std::fprintf(stderr, "bench %s on %s\n", sub.c_str(), cuda::device_description().c_str());
+  if (sub == "prefill") bench::bench_prefill(o);
+  else if (sub == "train-attention") bench::bench_train_attention(o);
+  else bench::bench_decode(o);
+  return 0;
 }
 
 }  // namespace swiattn

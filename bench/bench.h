@@ -1,0 +1,45 @@
+// bench/bench.h: what the `swiattn bench` subcommands share (bench/cli.cpp parses, bench/cases.cpp
+// times). Each subcommand prints one JSON line per case on stdout:
+//   {"kind": ..., "T": ..., "B": ..., "Hq": ..., "Hkv": ..., "D": ..., "w": ..., "r": ...,
+//    "ms": <median>, "ms_min": ..., "reps": ..., "flops_needed": ..., "bytes_read": ...,
+//    "tflops": ..., "gbps": ..., "impl": <which kernel ran>}
+// Work counted on what the routes need: a full-attention row t reads t + 1 keys, a window row
+// min(t + 1, w); 4 D flops per (query head, key) forward (q.k and p v, 2 flops per multiply-add).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace swiattn::bench {
+
+struct Options {
+  std::vector<int64_t> T{4096, 8192, 16384, 32768};  // prefill / training lengths
+  std::vector<int64_t> cache{8192, 32768};           // decode: keys per sequence
+  std::vector<double> r{0.0, 0.13, 0.5, 1.0};        // full-attention ratios
+  int64_t B = 1, Hq = 16, Hkv = 8, D = 128, window = 1024;
+  int64_t S = 16;               // decode: sequences
+  int64_t keys_per_split = 0;   // decode: 0 = the kernel's default
+  int warmup = 2, reps = 10;    // reps drop to 3 when one run takes over 200 ms
+  uint64_t seed = 1;
+  bool flush_l2 = true;         // flush L2 before each timed rep
+};
+
+// A device tensor of `shape` filled with N(0, 1) values rounded to `dtype`, built by tiling one
+// random block generated on the host (the benchmarks need random data, not fresh data per byte).
+Tensor random_device(const Shape& shape, DType dtype, uint64_t seed);
+
+// Routes (n) with round(r n) ones at random positions (the seed's permutation), as float64 0/1.
+std::vector<double> random_routes(int64_t n, double r, uint64_t seed);
+
+// Median and minimum of a rep list.
+double median(std::vector<double> ms);
+
+// The three subcommands.
+void bench_prefill(const Options& o);
+void bench_train_attention(const Options& o);
+void bench_decode(const Options& o);
+
+}  // namespace swiattn::bench

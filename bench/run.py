@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""bench/run.py: our CUDA kernels vs PyTorch, measured in the same run on the same GPU.
+
+Runs `swiattn bench prefill | train-attention | decode` (one JSON line per case, bench/bench.h)
+and, at the same sizes, the PyTorch baselines:
+  - SDPA full causal forward, each of the flash / cuDNN / efficient backends (the fastest named);
+  - FlexAttention (compiled) with a route-aware block mask: FA rows causal, SWA rows windowed;
+  - SDPA full causal forward + backward (the training table);
+  - decode: SDPA with one query per sequence over the whole cache (full-attention decode);
+  - the GPU's copy bandwidth: a large device-to-device copy, 2 * bytes / time.
+Timing as in the C++ bench: CUDA events, warm-up, the median of N reps, L2 flushed before each.
+Prints markdown tables with ratios and the issue's targets marked met / missed, and writes them
+to --out. Usage (bench/README.md):
+  python3 bench/run.py --swiattn build/swiattn --out bench.md [--quick]
+"""
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+HQ, HKV, D, W = 16, 8, 128, 1024
+R_LIST = [0.0, 0.13, 0.5, 1.0]
+T_LIST = [4096, 8192, 16384, 32768]
+CACHES = [8192, 32768]
+DECODE_S = 16
+
+_flush = None
+
+
+def flush_l2():
+    """Reads a buffer twice the L2 size (clean lines left behind, as in kernels/cuda/timing.cu:
+    a write would leave dirty lines whose write-back the timed kernel would pay for)."""
+    global _flush
+    if _flush is None:
+        l2 = torch.cuda.get_device_properties(0).L2_cache_size
+        _flush = torch.zeros(2 * l2 // 4, dtype=torch.int32, device="cuda")
+    _flush.sum()
+
+
+def time_ms(fn, warmup=2, reps=10):
+    """Median device milliseconds of fn over reps (events around each, L2 flushed before)."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(reps):
+        flush_l2()
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop))
+    return statistics.median(times)
+
+
+def copy_bandwidth_gbps():
+    n = 1 << 30  # 1 GiB read + 1 GiB written
+    src = torch.randint(0, 255, (n,), dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    ms = time_ms(lambda: dst.copy_(src), warmup=3, reps=10)
+    return 2 * n / (ms * 1e6)
+
+
+def run_swiattn(binary, sub, args):
+    cmd = [binary, "bench", sub] + args
+    print("+", " ".join(cmd), file=sys.stderr, flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    sys.stderr.write(proc.stderr)
+    if proc.returncode != 0:
+        print(f"swiattn bench {sub} failed (exit {proc.returncode})", file=sys.stderr)
+        return []
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def random_routes(n, r, seed):
+    """round(r n) ones at random positions (like bench/cases.cpp, not the same permutation)."""
+    g = torch.Generator().manual_seed(seed)
+    route = torch.zeros(n, dtype=torch.bool)
+    route[torch.randperm(n, generator=g)[: int(r * n + 0.5)]] = True
+    return route.cuda()
+
+
+def qkv(T, requires_grad=False):
+    mk = lambda h: torch.randn(1, h, T, D, device="cuda", dtype=torch.bfloat16, requires_grad=requires_grad)
+    return mk(HQ), mk(HKV), mk(HKV)
+
+
+BACKENDS = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
+            "efficient": SDPBackend.EFFICIENT_ATTENTION}
+
+
+def sdpa_best(make_fn, make_expanded=None):
+    """{backend: ms} over the SDPA backends that run; make_fn() gives the closure to time (it
+    runs once, raising if the backend refuses). GQA goes through enable_gqa; a backend that
+    refuses it is timed with K, V repeated to Hq heads (outside the timed region where possible)
+    under the name "<backend> (kv repeated)"."""
+    results = {}
+    for name, backend in BACKENDS.items():
+        for label, make in ((name, make_fn), (name + " (kv repeated)", make_expanded)):
+            if make is None:
+                continue
+            try:
+                with sdpa_kernel([backend]):
+                    results[label] = time_ms(make())
+                break
+            except Exception as e:  # a backend that does not take this problem
+                print(f"  sdpa {label}: not available ({str(e).splitlines()[0][:100]})", file=sys.stderr)
+    return results
+
+
+def sdpa_forward_fn(T):
+    q, k, v = qkv(T)
+    def make():
+        def gqa():
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        gqa()  # raises here (not in the timing) when the backend refuses GQA
+        return gqa
+    def make_expanded():
+        ke, ve = k.repeat_interleave(HQ // HKV, 1), v.repeat_interleave(HQ // HKV, 1)
+        fn = lambda: F.scaled_dot_product_attention(q, ke, ve, is_causal=True)
+        fn()
+        return fn
+    return make, make_expanded
+
+
+def sdpa_times(T, train):
+    if not train:
+        make, make_expanded = sdpa_forward_fn(T)
+    else:
+        q, k, v = qkv(T, requires_grad=True)
+        dout = torch.randn(1, HQ, T, D, device="cuda", dtype=torch.bfloat16)
+        def make():
+            def step():
+                out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+                out.backward(dout)
+            step()
+            return step
+        def make_expanded():
+            def step():
+                ke, ve = k.repeat_interleave(HQ // HKV, 1), v.repeat_interleave(HQ // HKV, 1)
+                F.scaled_dot_product_attention(q, ke, ve, is_causal=True).backward(dout)
+            step()
+            return step
+    return sdpa_best(make, make_expanded)
+
+
+_flex = None
+_flex_route = None  # the routes the mask reads: one buffer, rewritten per case (no recompiles)
+
+
+def _route_mask(b, h, q_idx, kv_idx):  # FA rows causal, SWA rows the window [t - w + 1, t]
+    return (kv_idx <= q_idx) & (_flex_route[q_idx] | (q_idx - kv_idx < W))
+
+
+def flex_time(T, r, seed):
+    """FlexAttention (compiled) with the route-aware block mask; compiles once per T."""
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    global _flex, _flex_route
+    if _flex is None:
+        _flex = torch.compile(flex_attention, dynamic=False)
+        _flex_route = torch.zeros(max(T_LIST + [T]), dtype=torch.bool, device="cuda")
+    if _flex_route.numel() < T:
+        raise ValueError(f"flex: T {T} over the route buffer")
+    _flex_route.zero_()
+    _flex_route[:T] = random_routes(T, r, seed)
+    try:
+        block_mask = create_block_mask(_route_mask, B=None, H=None, Q_LEN=T, KV_LEN=T, device="cuda", _compile=True)
+    except TypeError:  # a version without _compile
+        block_mask = create_block_mask(_route_mask, B=None, H=None, Q_LEN=T, KV_LEN=T, device="cuda")
+    q, k, v = qkv(T)
+    fn = lambda: _flex(q, k, v, block_mask=block_mask, enable_gqa=True)
+    fn()
+    return time_ms(fn)
+
+
+def sdpa_decode_ms(P):
+    """Full-attention decode: one query per sequence over P keys, the best SDPA backend."""
+    q = torch.randn(DECODE_S, HQ, 1, D, device="cuda", dtype=torch.bfloat16)
+    k = torch.randn(DECODE_S, HKV, P, D, device="cuda", dtype=torch.bfloat16)
+    v = torch.randn_like(k)
+    def make():
+        fn = lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+        fn()
+        return fn
+    def make_expanded():
+        ke, ve = k.repeat_interleave(HQ // HKV, 1), v.repeat_interleave(HQ // HKV, 1)
+        fn = lambda: F.scaled_dot_product_attention(q, ke, ve)
+        fn()
+        return fn
+    return sdpa_best(make, make_expanded)
+
+
+def best(res):
+    name = min(res, key=res.get)
+    return name, res[name]
+
+
+def num(x, digits=3):
+    """x with `digits` decimals, or n/a for a measurement that did not run (NaN)."""
+    return "n/a" if x != x else f"{x:.{digits}f}"
+
+
+def mark(ok):
+    return "**met**" if ok else "**missed**"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--swiattn", default=os.environ.get("SWIATTN", "build/swiattn"), help="the swiattn binary")
+    ap.add_argument("--out", default="bench.md", help="markdown file to write")
+    ap.add_argument("--T", default=",".join(map(str, T_LIST)), help="prefill / training lengths")
+    ap.add_argument("--cache", default=",".join(map(str, CACHES)), help="decode cache lengths")
+    ap.add_argument("--flex-max-T", type=int, default=32768, help="skip FlexAttention above this T")
+    ap.add_argument("--skip", default="", help="comma list of tables to skip: prefill,train,decode")
+    ap.add_argument("--quick", action="store_true", help="T 4096,32768; 5 reps (a harness check)")
+    a = ap.parse_args()
+    if not torch.cuda.is_available():
+        print("bench/run.py: SKIPPED (no CUDA device visible to PyTorch)")
+        return 0
+    Ts = [int(t) for t in a.T.split(",")] if not a.quick else [4096, 32768]
+    caches = [int(c) for c in a.cache.split(",")]
+    skip = set(filter(None, a.skip.split(",")))
+    reps = ["--reps", "5"] if a.quick else []
+    tlist = ["--T", ",".join(map(str, Ts))]
+    dev = torch.cuda.get_device_name(0)
+    commit = "unknown"
+    commit_file = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(a.swiattn))), "COMMIT")
+    if os.path.exists(commit_file):
+        commit = open(commit_file).read().strip()
+    lines = [f"# swiattn benchmarks: {dev}",
+             "",
+             f"Date {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; PyTorch {torch.__version__}, "
+             f"CUDA {torch.version.cuda}; swiattn `{a.swiattn}` (commit {commit}). Medians of CUDA-event "
+             f"timings with L2 flushed before each rep; Hq {HQ}, Hkv {HKV}, D {D}, w {W}, bf16, B = 1.",
+             ""]
+    bw = copy_bandwidth_gbps()
+    lines += [f"Copy bandwidth (1 GiB device-to-device, read + write): **{bw:.0f} GB/s**.", ""]
+    out = open(a.out, "w")  # written as the run goes, so a cut-off run still leaves its tables
+
+    def emit(block):
+        print("\n".join(block), flush=True)
+        out.write("\n".join(block) + "\n")
+        out.flush()
+
+    emit(lines)
+
+    if "decode" not in skip:
+        ours = run_swiattn(a.swiattn, "decode", ["--cache", ",".join(map(str, caches)), "--r", "0.13,1"] + reps)
+        emit(["## Decode (16 sequences, one new token each)", "",
+              "| cache | r | FA seqs | ours ms | KV GB read | GB/s | % of copy BW | ours r=1 / ours | "
+              "SDPA full decode ms (backend) | SDPA / ours | targets |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"])
+        for P in caches:
+            sd = sdpa_decode_ms(P)
+            sname, sms = best(sd) if sd else ("none", float("nan"))
+            rows = [c for c in ours if c["cache"] == P]
+            full = [c for c in rows if c["r"] == 1.0]
+            full_ms = full[0]["ms"] if full else float("nan")
+            for row in rows:
+                gbps = row["kv_bytes"] / (row["ms"] * 1e6)
+                speed = full_ms / row["ms"]
+                target = f"BW >= 70%: {mark(gbps >= 0.7 * bw)}"
+                if P == 32768 and row["r"] != 1.0:
+                    target += f"; >= 4x full at 32K: {mark(speed >= 4.0)}"
+                emit([f"| {P} | {row['r']:g} | {row['full_sequences']} | {row['ms']:.4f} | {row['kv_bytes'] / 1e9:.3f} | "
+                      f"{gbps:.0f} | {100 * gbps / bw:.0f}% | {speed:.2f} | {sms:.4f} ({sname}) | {sms / row['ms']:.2f} | "
+                      f"{target} |"])
+        emit([""])
+
+    if "prefill" not in skip:
+        ours = run_swiattn(a.swiattn, "prefill", tlist + reps)
+        block = ["## Prefill (forward)", "",
+                 "| T | r | ours ms | impl | ours TFLOP/s (needed work) | SDPA best ms (backend) | "
+                 "SDPA / ours | Flex ms | Flex / ours | target |",
+                 "|---|---|---|---|---|---|---|---|---|---|"]
+        emit(block)
+        for T in Ts:
+            sd = sdpa_times(T, train=False)
+            sname, sms = best(sd) if sd else ("none", float("nan"))
+            print(f"  T {T}: sdpa {sd}", file=sys.stderr, flush=True)
+            for row in [c for c in ours if c["T"] == T]:
+                r = row["r"]
+                flex = float("nan")
+                if row["kind"] == "prefill" and T <= a.flex_max_T:
+                    try:
+                        flex = flex_time(T, r, 7)
+                    except Exception as e:
+                        print(f"  flex T {T} r {r}: failed ({str(e).splitlines()[0][:120]})", file=sys.stderr)
+                target = ""
+                if row["kind"] == "prefill" and r == 1.0:
+                    target = f"r = 1 within 1.4x of SDPA: {mark(row['ms'] <= 1.4 * sms)}"
+                if row["kind"] == "prefill" and T == 32768 and abs(r - 0.13) < 1e-9:
+                    target = f"32K r = 0.13 >= 4x SDPA: {mark(sms / row['ms'] >= 4.0)}"
+                label = "causal (no routing)" if row["kind"] == "causal" else f"{r:g}"
+                emit([f"| {T} | {label} | {row['ms']:.3f} | {row['impl']} | {row['tflops']:.0f} | "
+                      f"{num(sms)} ({sname}) | {num(sms / row['ms'], 2)} | {num(flex)} | {num(flex / row['ms'], 2)} | {target} |"])
+        emit([""])
+
+    if "train" not in skip:
+        ours = run_swiattn(a.swiattn, "train-attention", tlist + reps)
+        block = ["## Training attention (forward + backward, both branches)", "",
+                 "| T | r | ours ms (fwd) | impl | SDPA fwd+bwd ms (backend) | ours / SDPA | target <= 1.3x |",
+                 "|---|---|---|---|---|---|---|"]
+        emit(block)
+        for T in Ts:
+            sd = sdpa_times(T, train=True)
+            sname, sms = best(sd) if sd else ("none", float("nan"))
+            print(f"  T {T}: sdpa fwd+bwd {sd}", file=sys.stderr, flush=True)
+            for row in [c for c in ours if c["T"] == T]:
+                emit([f"| {T} | {row['r']:g} | {row['ms']:.3f} ({row.get('ms_forward', float('nan')):.3f}) | "
+                      f"{row['impl']} | {sms:.3f} ({sname}) | {row['ms'] / sms:.2f} | {mark(row['ms'] <= 1.3 * sms)} |"])
+        emit([""])
+
+    out.close()
+    print(f"wrote {a.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+// kernels/cpu/decode_attention.h: one decode step of routed attention over the unified KV cache,
+// on the CPU: the reference the CUDA kernel (kernels/cuda/decode_attention.h) is tested against.
+//
+// Shape legend: S sequences, P cache capacity, Hq query heads, Hkv kv heads, D head dim.
+//   q        (S, Hq, D)        the new token's query of every sequence
+//   k, v     (S, P, Hkv, D)    the cache of one layer (model/kv_cache.h); the new token's key is
+//                              already stored at position lengths[s] - 1
+//   lengths  (S)               keys stored per sequence, the new one included (>= 1)
+//   route    (S)               1 = full attention: keys [0, len - 1];
+//                              0 = sliding window: keys [max(0, len - w), len - 1]
+//   out      (S, Hq, D);  lse (S, Hq)
+// Query head h reads kv head h / (Hq / Hkv); score_j = q . k_j / sqrt(D).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace swiattn::cpu {
+
+struct DecodeShape {
+  int64_t S, P, Hq, Hkv, D;
+  int64_t group() const { return Hq / Hkv; }
+};
+
+// First key a decode query of a sequence with `length` keys reads (route 0 with window > 0:
+// the window; otherwise 0). The same rule as window_begin(length - 1, window).
+inline int64_t decode_first_key(int64_t length, bool full, int64_t window) {
+  return (full || window <= 0) ? 0 : (length > window ? length - window : 0);
+}
+
+// Rows (s, h) in parallel; each row is attend_range_forward over its key range.
+template <class T>
+void decode_attention_forward(const DecodeShape& s, int64_t window, const T* q, const T* k, const T* v,
+                              const std::vector<int64_t>& lengths, const std::vector<int32_t>& route,
+                              T* out, T* lse);
+
+}  // namespace swiattn::cpu
