@@ -25,6 +25,7 @@
   X(StopGradient, "stop_gradient")     \
   X(Reshape, "reshape")                \
   X(Transpose, "transpose")            \
+  X(Cast, "cast")                      \
   X(Attention, "attention")            \
   X(SwitchAttention, "switch_attention")
 

@@ -37,6 +37,10 @@ Var mean(const Var& x);  // all elements -> () scalar
 Var reshape(const Var& x, const Shape& shape);   // a view: shares storage with x
 Var transpose(const Var& x, int dim0, int dim1); // a contiguous copy with two dims swapped
 Var stop_gradient(const Var& x);                 // same value, no gradient flows back through it
+// The same values in another dtype (float32, float64, bfloat16; one rounding), on x's device.
+// Its gradient flows back converted to x's dtype: mixed precision keeps float32 master weights
+// and computes on cast(w, bfloat16) copies whose gradients land, in float32, on the masters.
+Var cast(const Var& x, DType dtype);
 // (B, T, H * D) -> (B, T, H, D) and back: the heads layout the attention op reads.
 Var split_heads(const Var& x, int64_t heads);
 Var merge_heads(const Var& x);

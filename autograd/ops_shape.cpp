@@ -1,4 +1,5 @@
-// autograd/ops_shape.cpp: reshape (a view), transpose (a copy), stop-gradient, head splitting.
+// autograd/ops_shape.cpp: reshape (a view), transpose (a copy), stop-gradient, cast (a dtype
+// conversion), head splitting.
 #include "autograd/ops.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/reduce.h"
@@ -49,6 +50,35 @@ Var transpose(const Var& x, int dim0, int dim1) {
 Var stop_gradient(const Var& x) {
   // Same value; no inputs and no backward, so the graph ends here: d(stop_gradient(x))/dx = 0.
   return make_op_result(OpId::StopGradient, x.value(), {}, nullptr);
+}
+
+// dst += src, both of dst's dtype and device. The CPU holds bfloat16 but does not compute on it:
+// there the sum is formed in double and rounded once.
+static void add_into(Tensor dst, const Tensor& src) {  // dst: a handle, written through
+  if (dst.device() == Device::CUDA) return cuda::scale_backward(1.0, src, dst);
+  if (dst.dtype() == DType::BF16) {
+    const Tensor sum = dst.to(DType::F64);
+    cpu::scale_backward<double>(sum.numel(), 1.0, src.to(DType::F64).data<double>(), sum.data<double>());
+    return dst.copy_from(sum);
+  }
+  dispatch_float(dst.dtype(), "cast", [&](auto zero) {
+    using T = decltype(zero);
+    cpu::scale_backward<T>(dst.numel(), T(1), src.data<T>(), dst.data<T>());
+  });
+}
+
+Var cast(const Var& x, DType dtype) {
+  const Tensor& X = x.value();
+  for (DType d : {X.dtype(), dtype})
+    if (d == DType::I32 || (X.device() == Device::CUDA && d == DType::F64))
+      throw Error(std::string("cast: ") + dtype_name(X.dtype()) + " -> " + dtype_name(dtype) + " on " +
+                  device_name(X.device()) + " is not supported (float32, bfloat16" +
+                  (X.device() == Device::CPU ? ", float64" : "") + "), tensor of shape " + shape_str(X.shape()));
+  Tensor y = X.to(dtype);  // a copy, rounded once
+  return make_op_result(OpId::Cast, y, {x}, [=](const Tensor& dy) {
+    // y = round_dtype(x)  =>  dx += dy, converted to x's dtype (the rounding's derivative is 1)
+    add_into(x.grad_buffer(), dy.dtype() == X.dtype() ? dy : dy.to(X.dtype()));
+  });
 }
 
 Var split_heads(const Var& x, int64_t heads) {

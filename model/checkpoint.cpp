@@ -158,7 +158,9 @@ void save_checkpoint(const std::string& dir, const Transformer& model, const Con
     if (run_fields.at(key) != value)
       throw Error(where + "run_config.model." + key + " is " + run_fields.at(key).dump() +
                   " but the model's is " + value.dump() + " (a resumed run would build another model)");
-  if (run_config.train.dtype != dtype_name(model.dtype()))
+  // train.dtype "bfloat16" is mixed precision: float32 parameters (what the checkpoint holds).
+  const std::string master_dtype = run_config.train.dtype == "bfloat16" ? "float32" : run_config.train.dtype;
+  if (master_dtype != dtype_name(model.dtype()))
     throw Error(where + "run_config.train.dtype is " + quoted(run_config.train.dtype) +
                 " but the model is " + dtype_name(model.dtype()));
   if (!trainer_state.is_null() && !trainer_state.is_object())
@@ -171,7 +173,8 @@ void save_checkpoint(const std::string& dir, const Transformer& model, const Con
   if (ec) throw Error(where + "cannot create the directory (" + ec.message() + ")");
 
   std::vector<std::pair<std::string, Tensor>> weights;
-  for (const Var& p : model.parameters()) weights.emplace_back(p.name(), p.value());
+  // Device tensors are copied to the host first (the writer reads host memory).
+  for (const Var& p : model.parameters()) weights.emplace_back(p.name(), p.value().to(Device::CPU));
   write_safetensors(path_in(dir, kModelFile), weights, {{"format", "pt"}, {"producer", "swiattn"}});
   write_json_file(path_in(dir, kConfigFile), model_config_to_hf_json(model.config(), model.dtype()));
   write_json_file(path_in(dir, kRunConfigFile), config_to_json(run_config));
@@ -179,8 +182,8 @@ void save_checkpoint(const std::string& dir, const Transformer& model, const Con
   if (optimizer) {
     std::vector<std::pair<std::string, Tensor>> moments;
     for (size_t i = 0; i < optimizer_names.size(); ++i) {
-      moments.emplace_back("m." + optimizer_names[i], optimizer->first_moments()[i]);
-      moments.emplace_back("v." + optimizer_names[i], optimizer->second_moments()[i]);
+      moments.emplace_back("m." + optimizer_names[i], optimizer->first_moments()[i].to(Device::CPU));
+      moments.emplace_back("v." + optimizer_names[i], optimizer->second_moments()[i].to(Device::CPU));
     }
     write_safetensors(path_in(dir, kOptimizerFile), moments,
                       {{"format", "pt"}, {"producer", "swiattn"},
@@ -247,8 +250,6 @@ LoadReport load_model_weights(const std::string& dir, Transformer& model,
     if (stored.dtype() != DType::F32 && stored.dtype() != DType::F64)
       throw Error(where + "tensor " + quoted(p.name()) + " is " + dtype_name(stored.dtype()) +
                   " in the file; only float32 and float64 load into parameters");
-    if (p.value().device() != Device::CPU)
-      throw Error(where + "parameter " + quoted(p.name()) + " is not on the CPU");
     copies.emplace_back(p.value(), stored);
     report.loaded.push_back(p.name());
   }
@@ -266,7 +267,9 @@ LoadReport load_model_weights(const std::string& dir, Transformer& model,
                 and_more(unexpected.size()) + " (was the checkpoint saved from another architecture?)");
 
   // Pass 2: every check passed; copy (Tensor handles share storage with the parameters).
-  for (auto& [parameter, stored] : copies) parameter.copy_from(stored);
+  // A model on the device receives a device copy (converted there to the parameter's dtype).
+  for (auto& [parameter, stored] : copies)
+    parameter.copy_from(parameter.device() == Device::CPU ? stored : stored.to(parameter.device()));
   return report;
 }
 

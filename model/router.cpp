@@ -1,9 +1,15 @@
 #include "model/router.h"
 
+#include "kernels/cuda/routing.h"
+
 namespace swiattn {
 
 Tensor hard_route(const Tensor& prob, double threshold) {
-  Tensor m = Tensor::empty(prob.shape(), prob.dtype());
+  Tensor m = Tensor::empty(prob.shape(), prob.dtype(), prob.device());
+  if (prob.device() == Device::CUDA) {
+    cuda::hard_route(prob, threshold, m);
+    return m;
+  }
   dispatch_float(prob.dtype(), "hard_route", [&](auto zero) {
     using T = decltype(zero);
     const T* p = prob.data<T>();

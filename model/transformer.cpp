@@ -20,7 +20,7 @@ Var Transformer::new_filled(const std::string& name, const Shape& shape, double 
 }
 
 Transformer::Transformer(const ModelConfig& config, DType dtype, uint64_t seed)
-    : config_(config), dtype_(dtype), seed_(seed) {
+    : config_(config), dtype_(dtype), compute_dtype_(dtype), seed_(seed) {
   config_.validate();
   const int64_t C = config.hidden_size, H = config.num_attention_heads,
                 Hkv = config.num_key_value_heads, D = config.head_dim, F = config.intermediate_size;
@@ -59,10 +59,37 @@ int64_t Transformer::parameter_count() const {
   return n;
 }
 
-Var Transformer::attention_block(int64_t l, const Var& x, bool measure_branches,
+void Transformer::to(Device device) {
+  if (device == this->device()) return;
+  for (const Var& p : parameters_) {
+    p.zero_grad();
+    p.node()->value = p.value().to(device);  // every handle of this Var sees the moved value
+  }
+  if (device == Device::CPU) compute_dtype_ = dtype_;
+}
+
+void Transformer::set_compute_dtype(DType dtype) {
+  if (dtype == dtype_) {
+    compute_dtype_ = dtype;
+    return;
+  }
+  if (dtype != DType::BF16 || dtype_ != DType::F32)
+    throw Error(std::string("model: compute dtype ") + dtype_name(dtype) + " with " + dtype_name(dtype_) +
+                " parameters is not supported (mixed precision is bfloat16 compute on float32 parameters)");
+  if (device() != Device::CUDA)
+    throw Error("model: bfloat16 compute needs the parameters on cuda (call to(Device::CUDA) first); "
+                "the CPU computes in float32 or float64");
+  compute_dtype_ = dtype;
+}
+
+Var Transformer::compute_weight(const Var& parameter) const {
+  if (!parameter.defined() || parameter.dtype() == compute_dtype_) return parameter;
+  return cast(parameter, compute_dtype_);
+}
+
+Var Transformer::attention_block(const TransformerLayer& layer, int64_t l, const Var& x, bool measure_branches,
                                  std::vector<LayerRouting>& routing) const {
   const ModelConfig& c = config_;
-  const TransformerLayer& layer = layers_[l];
   Var u = rms_norm(x, layer.attn_norm, c.rms_norm_eps);                                 // (B, T, C)
   Var q = rope(split_heads(matmul(u, layer.attn.q_proj, false, true), c.num_attention_heads), c.rope_theta);  // (B, T, H, D)
   Var k = rope(split_heads(matmul(u, layer.attn.k_proj, false, true), c.num_key_value_heads), c.rope_theta);  // (B, T, Hkv, D)
@@ -99,14 +126,20 @@ ForwardResult Transformer::forward_with_routing(const Tensor& ids, bool measure_
     throw Error("model: sequence length " + std::to_string(ids.dim(1)) +
                 " exceeds model.max_position_embeddings " + std::to_string(config_.max_position_embeddings));
   ForwardResult result;
-  Var x = embedding(embed_, ids);  // (B, T, C)
+  const Var embed = compute_weight(embed_);  // (V, C)
+  Var x = embedding(embed, ids);             // (B, T, C); ids may be on either device
   for (int64_t l = 0; l < static_cast<int64_t>(layers_.size()); ++l) {
-    x = add(x, attention_block(l, x, measure_branches, result.routing));
-    x = add(x, mlp_block(layers_[l], x));
+    TransformerLayer layer = layers_[l];  // handles; with mixed precision, their bfloat16 casts
+    for (Var* w : {&layer.attn_norm, &layer.attn.q_proj, &layer.attn.k_proj, &layer.attn.v_proj, &layer.attn.o_proj,
+                   &layer.attn.router_weight, &layer.attn.router_bias, &layer.mlp_norm, &layer.mlp.gate_proj,
+                   &layer.mlp.up_proj, &layer.mlp.down_proj})
+      *w = compute_weight(*w);
+    x = add(x, attention_block(layer, l, x, measure_branches, result.routing));
+    x = add(x, mlp_block(layer, x));
     result.layer_outputs.push_back(x.value());
   }
-  Var h = rms_norm(x, final_norm_, config_.rms_norm_eps);
-  result.logits = matmul(h, config_.tie_word_embeddings ? embed_ : lm_head_, false, true);  // (B, T, V)
+  Var h = rms_norm(x, compute_weight(final_norm_), config_.rms_norm_eps);
+  result.logits = matmul(h, config_.tie_word_embeddings ? embed : compute_weight(lm_head_), false, true);  // (B, T, V)
   return result;
 }
 
@@ -116,7 +149,9 @@ Var next_token_loss(const Var& logits, const Tensor& targets, Tensor* per_token_
   if (targets.dtype() != DType::I32 || targets.shape() != Shape{L.dim(0), L.dim(1)})
     shape_error("next_token_loss", "targets must be int32 (B, T) for logits (B, T, V)", L, targets);
   const int64_t N = targets.numel();
-  return cross_entropy(reshape(logits, {N, L.dim(2)}), targets.reshape({N}), -100, per_token_nll);
+  // Mixed precision: the loss (log-sum-exp, mean) is computed from float32 logits.
+  const Var logits32 = logits.dtype() == DType::BF16 ? cast(logits, DType::F32) : logits;
+  return cross_entropy(reshape(logits32, {N, L.dim(2)}), targets.reshape({N}), -100, per_token_nll);
 }
 
 Var Transformer::loss(const Tensor& ids, const Tensor& targets, Tensor* per_token_nll) const {

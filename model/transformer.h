@@ -86,7 +86,19 @@ class Transformer {
   Var loss(const Tensor& ids, const Tensor& targets, Tensor* per_token_nll = nullptr) const;
 
   const ModelConfig& config() const { return config_; }
-  DType dtype() const { return dtype_; }
+  DType dtype() const { return dtype_; }  // the parameters' (master) dtype
+
+  // Where the parameters live. to(device) moves every parameter there (a copy; gradients are
+  // dropped); the Vars keep their identity, so an optimizer built on parameters() follows.
+  // Build the optimizer after to(): its moments are allocated where the parameters are then.
+  Device device() const { return embed_.value().device(); }
+  void to(Device device);
+  // The dtype the forward and backward compute in. Default: dtype(). bfloat16 (CUDA only) is
+  // mixed precision: every forward casts the master weights to bfloat16 copies (the cast op),
+  // so activations and their gradients are bfloat16 while the parameter gradients arrive in the
+  // master dtype; the loss is computed from float32 logits. Moving to the CPU resets it.
+  DType compute_dtype() const { return compute_dtype_; }
+  void set_compute_dtype(DType dtype);
   // Every trainable tensor, each named for what it is ("layers.3.attn.q_proj.weight").
   const std::vector<Var>& parameters() const { return parameters_; }
   int64_t parameter_count() const;
@@ -103,13 +115,17 @@ class Transformer {
 
  private:
   // (B, T, C) -> (B, T, C); a switch layer appends its decisions to `routing`.
-  Var attention_block(int64_t l, const Var& x, bool measure_branches,
+  Var attention_block(const TransformerLayer& layer, int64_t l, const Var& x, bool measure_branches,
                       std::vector<LayerRouting>& routing) const;
+  // The weights the forward computes with: the parameters themselves, or their compute-dtype
+  // casts (one cast per parameter per forward; a tied embedding is cast once, used twice).
+  Var compute_weight(const Var& parameter) const;
   Var new_parameter(const std::string& name, const Shape& shape, double stddev);
   Var new_filled(const std::string& name, const Shape& shape, double value);
 
   ModelConfig config_;
   DType dtype_;
+  DType compute_dtype_;
   uint64_t seed_;
   Var embed_;       // (V, C)
   std::vector<TransformerLayer> layers_;

@@ -40,7 +40,7 @@
 namespace swiattn {
 namespace {
 
-static_assert(kNumOps == 21, "a new op? add its rows to cuda_cases() below, then update this count");
+static_assert(kNumOps == 22, "a new op? add its rows to cuda_cases() below, then update this count");
 
 bool skip_without_device(const std::string& what) {
   if (cuda::device_count() > 0) return false;
@@ -370,6 +370,12 @@ std::vector<CudaCase> cuda_cases() {
       {"split_heads / merge_heads", OpId::Reshape, {{2, 3, 12}}, [](X x) { return merge_heads(rope(split_heads(x[0], 3), 10000.0)); }},
       {"transpose (3,7,5) dims 0,2", OpId::Transpose, {{3, 7, 5}}, [](X x) { return transpose(x[0], 0, 2); }},
       {"transpose (2,3,7,5) dims 1,2", OpId::Transpose, {{2, 3, 7, 5}}, [](X x) { return transpose(x[0], 1, 2); }},
+      // cast: inputs are bfloat16-valued, so rounding to bfloat16 is exact and every run sees the
+      // same values; the gradient flows back through bfloat16 and float32 to the input's dtype.
+      {"cast round trip through bfloat16", OpId::Cast, {{3, 7}, {3, 7}},
+       [](X x) { return mul(cast(cast(x[0], DType::BF16), x[0].dtype()), x[1]); }},
+      {"cast round trip through float32 (1031)", OpId::Cast, {{1031}},
+       [](X x) { return cast(cast(x[0], DType::F32), x[0].dtype()); }},
       attention_row(1, 1, 1, 1, 4, 0),      // T = 1
       attention_row(2, 7, 2, 2, 3, 0),      // full causal, odd head dim
       attention_row(1, 7, 2, 1, 4, 1),      // w = 1: each query reads only itself

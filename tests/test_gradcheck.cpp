@@ -25,7 +25,7 @@ using testing::GradCheckOptions;
 using testing::OpFunction;
 using testing::SurrogateFunction;
 
-static_assert(kNumOps == 21, "a new op? add its rows to kGradCases below, then update this count");
+static_assert(kNumOps == 22, "a new op? add its rows to kGradCases below, then update this count");
 
 struct GradCase {
   std::string name;  // what a failure prints
@@ -107,6 +107,15 @@ std::vector<GradCase> grad_cases() {
       {"split_heads / merge_heads", OpId::Reshape, {{2, 3, 12}}, [](X x) { return merge_heads(rope(split_heads(x[0], 3), 10000.0)); }},
       {"transpose (3,7,5) dims 0,2", OpId::Transpose, {{3, 7, 5}}, [](X x) { return transpose(x[0], 0, 2); }},
       {"transpose (2,3,7,5) dims 1,2", OpId::Transpose, {{2, 3, 7, 5}}, [](X x) { return transpose(x[0], 1, 2); }},
+      // cast to the input's own dtype is the identity (a copy). Through float32 and back the value
+      // is rounded, which finite differences would see as steps: the gradient must be that of
+      // the identity (the rounding's derivative is taken as 1), checked against the surrogate x.
+      // (Through bfloat16 the gradient itself is stored in bfloat16, 2^-9 relative: that path is
+      // in tests/test_cuda_ops.cpp and tests/test_cuda_train.cpp.)
+      {"cast to its own dtype", OpId::Cast, {{3, 7}, {3, 7}}, [](X x) { return mul(cast(x[0], x[0].dtype()), x[1]); }},
+      {"cast round trip through float32", OpId::Cast, {{3, 7}},
+       [](X x) { return cast(cast(x[0], DType::F32), x[0].dtype()); },
+       [](X x, const std::vector<Tensor>&) { return x[0]; }},
       attention_case(1, 1, 1, 1, 4, 0),   // T = 1
       attention_case(2, 7, 2, 2, 3, 0),   // full causal, odd head dim
       attention_case(1, 7, 2, 1, 4, 1),   // w = 1: each query reads only itself

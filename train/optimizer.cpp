@@ -2,9 +2,12 @@
 // The formulas are stated in train/optimizer.h; each loop below restates the line it computes.
 #include "train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <string>
+
+#include "kernels/cuda/optimizer.h"
 
 namespace swiattn {
 
@@ -16,14 +19,24 @@ std::string param_label(const Var& p, size_t index) {
   return p.name().empty() ? "#" + std::to_string(index) : "'" + p.name() + "'";
 }
 
-// Every parameter defined, float32/float64 on the CPU, and listed once (a parameter listed twice
-// would be updated twice and counted twice in the gradient norm).
+// Every parameter defined, float32/float64 on the CPU or float32 on CUDA, all on one device, and
+// listed once (a parameter listed twice would be updated twice and counted twice in the norm).
 void check_params(const char* op, const std::vector<Var>& params) {
   std::set<const Node*> seen;
   for (size_t i = 0; i < params.size(); ++i) {
     if (!params[i].defined())
       throw Error(std::string(op) + ": parameter #" + std::to_string(i) + " is undefined");
-    check_float(op, params[i].value());
+    const Tensor& value = params[i].value();
+    if (value.device() == Device::CUDA) {
+      if (value.dtype() != DType::F32)
+        throw Error(std::string(op) + ": parameter " + param_label(params[i], i) + " is " + dtype_name(value.dtype()) +
+                    " on cuda; CUDA parameters are float32 (bfloat16 compute keeps float32 master weights)");
+    } else {
+      check_float(op, value);
+    }
+    if (value.device() != params[0].value().device())
+      throw Error(std::string(op) + ": parameter " + param_label(params[i], i) + " is on " +
+                  device_name(value.device()) + " but the first is on " + device_name(params[0].value().device()));
     if (!seen.insert(params[i].node()).second)
       throw Error(std::string(op) + ": parameter " + param_label(params[i], i) +
                   " appears more than once");
@@ -40,8 +53,8 @@ AdamW::AdamW(std::vector<Var> params, AdamWOptions options)
     : params_(std::move(params)), options_(options) {
   check_params("AdamW", params_);
   for (const Var& p : params_) {
-    first_moments_.push_back(Tensor::zeros(p.shape(), p.dtype()));
-    second_moments_.push_back(Tensor::zeros(p.shape(), p.dtype()));
+    first_moments_.push_back(Tensor::zeros(p.shape(), p.dtype(), p.value().device()));
+    second_moments_.push_back(Tensor::zeros(p.shape(), p.dtype(), p.value().device()));
   }
 }
 
@@ -60,6 +73,11 @@ void AdamW::step(double lr) {
     check_same_dtype("AdamW.step", param.value(), grad);
     const double wd = param.value().ndim() >= 2 ? options_.weight_decay : 0.0;
 
+    if (param.value().device() == Device::CUDA) {  // the same loop, one thread per element
+      cuda::adamw_step(param.value(), grad, first_moments_[i], second_moments_[i], lr, b1, b2, eps, wd,
+                       bias_correction1, bias_correction2);
+      continue;
+    }
     dispatch_float(param.dtype(), "AdamW.step", [&](auto zero) {
       using T = decltype(zero);
       T* p = param.value().data<T>();
@@ -103,8 +121,9 @@ void AdamW::load_state(int64_t steps_taken, const std::vector<Tensor>& first_mom
     check_same_shape("AdamW.load_state", params_[i].value(), second_moments[i]);
   }
   for (size_t i = 0; i < params_.size(); ++i) {
-    first_moments_[i].copy_from(first_moments[i]);    // converts to the parameter's dtype
-    second_moments_[i].copy_from(second_moments[i]);
+    const Device device = first_moments_[i].device();  // converts to the parameter's dtype and device
+    first_moments_[i].copy_from(first_moments[i].device() == device ? first_moments[i] : first_moments[i].to(device));
+    second_moments_[i].copy_from(second_moments[i].device() == device ? second_moments[i] : second_moments[i].to(device));
   }
   steps_taken_ = steps_taken;
 }
@@ -113,8 +132,35 @@ void AdamW::load_state(int64_t steps_taken, const std::vector<Tensor>& first_mom
 // Gradient norm and clipping
 // ---------------------------------------------------------------------------------------------
 
+// CUDA: each grad's sum of squares into its slot, then the norm and the clip factor, all on the
+// device; nothing is read back.
+static Tensor grad_norm_and_clip_factor_cuda(const std::vector<Var>& params, double max_norm) {
+  const Tensor sums = Tensor::zeros({static_cast<int64_t>(std::max<size_t>(params.size(), 1))}, DType::F64, Device::CUDA);
+  for (size_t i = 0; i < params.size(); ++i)
+    if (params[i].grad().defined()) cuda::sum_of_squares(params[i].grad(), sums, static_cast<int64_t>(i));
+  const Tensor norm_and_factor = Tensor::empty({2}, DType::F64, Device::CUDA);
+  cuda::grad_norm_and_clip_factor(sums, max_norm, norm_and_factor);
+  return norm_and_factor;
+}
+
+static bool on_cuda(const std::vector<Var>& params) {
+  return !params.empty() && params[0].value().device() == Device::CUDA;
+}
+
+Tensor clip_grad_norm_on_device(const std::vector<Var>& params, double max_norm) {
+  check_params("clip_grad_norm", params);
+  if (!on_cuda(params)) {
+    return Tensor::scalar(clip_grad_norm(params, max_norm), DType::F64);
+  }
+  const Tensor norm_and_factor = grad_norm_and_clip_factor_cuda(params, max_norm);
+  for (const Var& param : params)
+    if (param.grad().defined()) cuda::scale_by_clip_factor(param.grad(), norm_and_factor);
+  return norm_and_factor.slice(0, 1).reshape({});
+}
+
 double global_grad_norm(const std::vector<Var>& params) {
   check_params("global_grad_norm", params);
+  if (on_cuda(params)) return grad_norm_and_clip_factor_cuda(params, 0.0).at(0);
   double sum_of_squares = 0.0;  // sum over params and elements of g^2
   for (const Var& param : params) {
     const Tensor& grad = param.grad();
@@ -130,6 +176,7 @@ double global_grad_norm(const std::vector<Var>& params) {
 }
 
 double clip_grad_norm(const std::vector<Var>& params, double max_norm) {
+  if (on_cuda(params)) return clip_grad_norm_on_device(params, max_norm).item();
   const double norm = global_grad_norm(params);
   if (max_norm <= 0 || !std::isfinite(norm) || norm <= max_norm) return norm;
   const double factor = max_norm / norm;  // g *= max_norm / norm, so |g| becomes max_norm

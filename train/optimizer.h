@@ -35,7 +35,9 @@ struct AdamWOptions {
 // t counts calls to step() (one count for the optimizer, not one per parameter).
 class AdamW {
  public:
-  // Parameters must be defined float32/float64 CPU tensors, each listed once.
+  // Parameters must be defined float32/float64 CPU tensors or float32 CUDA tensors, all on one
+  // device, each listed once. The moments live with the parameters; on CUDA step() runs
+  // kernels/cuda/optimizer.cu's adamw_step (the loop below, one thread per element).
   explicit AdamW(std::vector<Var> params, AdamWOptions options = {});
 
   void step(double lr);  // one update of every parameter that has a defined grad
@@ -64,6 +66,11 @@ class AdamW {
 
 // sqrt of the sum of g^2 over every element of every defined grad (accumulated in double).
 double global_grad_norm(const std::vector<Var>& params);
+
+// clip_grad_norm without reading the norm back: it returns the norm before clipping as a ()
+// float64 tensor on the parameters' device (item() copies it). On CUDA the norm and the factor
+// max_norm / norm are computed and applied on the device, so a step need not wait for them.
+Tensor clip_grad_norm_on_device(const std::vector<Var>& params, double max_norm);
 
 // Scales every defined grad by max_norm / norm when norm > max_norm, so the global norm becomes
 // exactly max_norm. Returns the norm measured before clipping. max_norm <= 0 disables clipping

@@ -2,12 +2,20 @@
 
 #include <cmath>
 
+#include "kernels/cuda/routing.h"
+
 namespace swiattn {
 
 Tensor adaptive_gamma(const Tensor& per_token_nll, const Tensor& branch_diff_sq,
                       const RegularizerConfig& config, double gamma_base) {
   if (per_token_nll.numel() != branch_diff_sq.numel())
     shape_error("adaptive_gamma", "one NLL per token", per_token_nll, branch_diff_sq);
+  check_same_device("adaptive_gamma", per_token_nll, branch_diff_sq);
+  if (branch_diff_sq.device() == Device::CUDA) {  // float32 gamma whatever the inputs' dtype
+    Tensor gamma = Tensor::empty(branch_diff_sq.shape(), DType::F32, Device::CUDA);
+    cuda::adaptive_gamma(per_token_nll, branch_diff_sq, config.eps, config.alpha, gamma_base, gamma);
+    return gamma;
+  }
   check_same_dtype("adaptive_gamma", per_token_nll, branch_diff_sq);
   Tensor gamma = Tensor::empty(branch_diff_sq.shape(), branch_diff_sq.dtype());
   dispatch_float(gamma.dtype(), "adaptive_gamma", [&](auto zero) {
@@ -21,11 +29,62 @@ Tensor adaptive_gamma(const Tensor& per_token_nll, const Tensor& branch_diff_sq,
   return gamma;
 }
 
+// The CUDA path of efficiency_regularizer: the same formulas, with the sums on the device.
+static RegularizerResult efficiency_regularizer_cuda(const std::vector<LayerRouting>& routing,
+                                                     const Tensor& per_token_nll, const RegularizerConfig& config,
+                                                     double gamma_base, int64_t window, bool read_stats) {
+  RegularizerResult result;
+  const int64_t Ls = static_cast<int64_t>(routing.size());
+  const Tensor sums = Tensor::zeros({Ls, 3}, DType::F64, Device::CUDA);  // per layer: routed, routed late, sum gamma
+  std::vector<Tensor> layer_terms;  // () float32 on the device
+  Var total;
+  for (int64_t i = 0; i < Ls; ++i) {
+    const LayerRouting& r = routing[i];
+    Tensor gamma;
+    if (config.mode != "off") {
+      if (config.mode == "adaptive" && !r.branch_diff_sq.defined())
+        throw Error("efficiency_regularizer: layer " + std::to_string(r.layer) +
+                    " has no branch difference (run the forward with measure_branches)");
+      if (config.mode == "fixed") {
+        gamma = Tensor::empty(r.route.shape(), DType::F32, Device::CUDA);
+        gamma.fill(gamma_base);
+      } else {
+        gamma = adaptive_gamma(per_token_nll, r.branch_diff_sq, config, gamma_base);
+      }
+      const Var logit = r.logit.dtype() == DType::F32 ? r.logit : cast(r.logit, DType::F32);
+      Var layer_term = mean(mul(Var(gamma), softplus(logit)));  // Eq. 7, averaged over (B, T)
+      layer_terms.push_back(layer_term.value());
+      total = total.defined() ? add(total, layer_term) : layer_term;
+    }
+    cuda::routing_sums(r.route, gamma, window, sums.slice(i, i + 1).reshape({3}));
+  }
+  if (total.defined()) result.loss = scale(total, 1.0 / static_cast<double>(Ls));  // Eq. 9
+  result.layers.resize(routing.size());
+  for (int64_t i = 0; i < Ls; ++i) result.layers[i].layer = routing[i].layer;
+  if (!read_stats) return result;
+  const std::vector<double> s = sums.to_vector();  // the one copy (waits for the step's kernels)
+  for (int64_t i = 0; i < Ls; ++i) {
+    LayerRoutingStats& stats = result.layers[i];
+    const int64_t B = routing[i].route.dim(0), T = routing[i].route.dim(1);
+    stats.ratio = s[3 * i] / static_cast<double>(B * T);
+    stats.effective_ratio = T > window ? s[3 * i + 1] / static_cast<double>(B * (T - window)) : 0.0;
+    if (!layer_terms.empty()) {
+      stats.mean_gamma = s[3 * i + 2] / static_cast<double>(B * T);
+      stats.regularizer = layer_terms[i].item();
+    }
+    result.ratio += stats.ratio / static_cast<double>(Ls);
+    result.effective_ratio += stats.effective_ratio / static_cast<double>(Ls);
+  }
+  return result;
+}
+
 RegularizerResult efficiency_regularizer(const std::vector<LayerRouting>& routing,
                                          const Tensor& per_token_nll, const RegularizerConfig& config,
-                                         double gamma_base, int64_t window) {
+                                         double gamma_base, int64_t window, bool read_stats) {
   RegularizerResult result;
   if (routing.empty()) return result;
+  if (routing.front().route.device() == Device::CUDA)
+    return efficiency_regularizer_cuda(routing, per_token_nll, config, gamma_base, window, read_stats);
   Var total;
   for (const LayerRouting& r : routing) {
     LayerRoutingStats stats;

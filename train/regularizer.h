@@ -41,10 +41,14 @@ Tensor adaptive_gamma(const Tensor& per_token_nll, const Tensor& branch_diff_sq,
                       const RegularizerConfig& config, double gamma_base);
 
 // Eq. 7 and 9 over all switch layers of one forward pass. window = the model's sliding_window
-// (for the effective ratio).
+// (for the effective ratio). On CUDA (routes on the device) the loss is built on the device in
+// float32 (bfloat16 router logits are cast first); the statistics (ratios, mean gamma, each
+// layer's term) are summed there too and copied to the host only when read_stats is true (one
+// copy for all layers): with read_stats = false they stay 0, so a training step that neither
+// logs nor runs the controller does not wait for the device. On the CPU they are always read.
 RegularizerResult efficiency_regularizer(const std::vector<LayerRouting>& routing,
                                          const Tensor& per_token_nll, const RegularizerConfig& config,
-                                         double gamma_base, int64_t window);
+                                         double gamma_base, int64_t window, bool read_stats = true);
 
 // Our target-ratio controller [R]: gamma_base * exp(rate * (ratio - target)).
 double update_gamma_base(double gamma_base, double measured_ratio, const RegularizerConfig& config);

@@ -66,6 +66,7 @@ void* device_alloc(size_t bytes) {
     ++c.stats.malloc_calls;
   }
   c.stats.bytes_in_use += bucket;
+  if (c.stats.bytes_in_use > c.stats.peak_bytes_in_use) c.stats.peak_bytes_in_use = c.stats.bytes_in_use;
   if (c.poison) SWIATTN_CUDA_CHECK(cudaMemset(p, 0xFF, bucket));
   return p;
 }
@@ -90,6 +91,12 @@ AllocatorStats allocator_stats() {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);
   return c.stats;
+}
+
+void reset_peak_bytes_in_use() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  c.stats.peak_bytes_in_use = c.stats.bytes_in_use;
 }
 
 void set_poison_new_blocks(bool on) {

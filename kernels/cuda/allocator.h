@@ -22,6 +22,7 @@ struct AllocatorStats {
   size_t reuses = 0;        // requests served from a free list
   size_t bytes_in_use = 0;  // bucket bytes handed out and not freed yet
   size_t bytes_cached = 0;  // bucket bytes waiting in free lists
+  size_t peak_bytes_in_use = 0;  // the largest bytes_in_use since start (or reset_peak_bytes_in_use)
 };
 
 // The bucket a request of `bytes` is served from (0 for 0 bytes).
@@ -42,6 +43,8 @@ SWIATTN_CUDA_FUNCTION(void device_free(void* ptr, size_t bytes))
 // Gives every cached (free) block back to the driver with cudaFree.
 SWIATTN_CUDA_FUNCTION(void release_cached_blocks())
 SWIATTN_CUDA_FUNCTION(AllocatorStats allocator_stats())
+// Sets peak_bytes_in_use to the current bytes_in_use (to measure the peak of one phase).
+SWIATTN_CUDA_FUNCTION(void reset_peak_bytes_in_use())
 // Tests: fill every block handed out with 0xFF bytes (NaN for float32, bfloat16 and float64,
 // -1 for int32), so that an output element a kernel forgets to write cannot pass for correct.
 SWIATTN_CUDA_FUNCTION(void set_poison_new_blocks(bool on))

@@ -1,0 +1,131 @@
+// kernels/cuda/optimizer.cu: AdamW, gradient norm and clipping, non-finite counts (optimizer.h).
+#include "kernels/cuda/optimizer.h"
+
+#include "kernels/cuda/common.cuh"
+
+namespace swiattn::cuda {
+
+namespace {
+
+void check_cuda_tensor(const char* op, const Tensor& t, DType dtype) {
+  if (t.device() != Device::CUDA || t.dtype() != dtype)
+    throw Error(std::string(op) + ": expected a " + dtype_name(dtype) + " CUDA tensor, got " + dtype_name(t.dtype()) +
+                " " + shape_str(t.shape()) + " on " + device_name(t.device()));
+}
+
+}  // namespace
+
+// ---- AdamW ----
+
+__global__ void adamw_kernel(int64_t n, float* p, const float* g, float* m, float* v, double lr, double b1,
+                             double b2, double eps, double wd, double bc1, double bc2) {
+  SWIATTN_GRID_STRIDE_LOOP(k, n) {
+    const double gk = g[k];
+    const double mk = b1 * m[k] + (1.0 - b1) * gk;       // m = b1 m + (1 - b1) g
+    const double vk = b2 * v[k] + (1.0 - b2) * gk * gk;  // v = b2 v + (1 - b2) g^2
+    const double mhat = mk / bc1;
+    const double vhat = vk / bc2;
+    const double pk = p[k];
+    p[k] = static_cast<float>(pk - lr * (mhat / (sqrt(vhat) + eps) + wd * pk));  // p -= lr (...)
+    m[k] = static_cast<float>(mk);
+    v[k] = static_cast<float>(vk);
+  }
+}
+
+void adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, double lr, double b1, double b2,
+                double eps, double wd, double bias_correction1, double bias_correction2) {
+  for (const Tensor* t : {&p, &g, &m, &v}) {
+    check_cuda_tensor("adamw_step", *t, DType::F32);
+    check_same_shape("adamw_step", p, *t);
+  }
+  const int64_t n = p.numel();
+  if (n == 0) return;
+  adamw_kernel<<<grid_for(n), kThreads>>>(n, ptr<float>(p), ptr<float>(g), ptr<float>(m), ptr<float>(v), lr, b1, b2,
+                                          eps, wd, bias_correction1, bias_correction2);
+  SWIATTN_CUDA_CHECK_LAUNCH("adamw");
+}
+
+// ---- gradient norm and clipping ----
+
+constexpr int kNormThreads = 1024;
+
+template <class T> __global__ void sum_of_squares_kernel(int64_t n, const T* g, double* out) {
+  double acc = 0.0;
+  for (int64_t k = threadIdx.x; k < n; k += blockDim.x) {
+    const double x = to_float(g[k]);
+    acc += x * x;
+  }
+  acc = block_sum(acc);
+  if (threadIdx.x == 0) out[0] = acc;
+}
+
+void sum_of_squares(const Tensor& g, const Tensor& sums, int64_t slot) {
+  check_cuda_tensor("sum_of_squares", sums, DType::F64);
+  if (slot < 0 || slot >= sums.numel())
+    throw Error("sum_of_squares: slot " + std::to_string(slot) + " out of range for " + shape_str(sums.shape()));
+  if (g.device() != Device::CUDA) throw Error("sum_of_squares: the gradient is not on cuda");
+  dispatch(g.dtype(), "sum_of_squares", [&](auto zero) {
+    using T = decltype(zero);
+    sum_of_squares_kernel<<<1, kNormThreads>>>(g.numel(), ptr<T>(g), ptr<double>(sums) + slot);
+    SWIATTN_CUDA_CHECK_LAUNCH("sum_of_squares");
+  });
+}
+
+__global__ void norm_factor_kernel(int64_t slots, const double* sums, double max_norm, double* out) {
+  double acc = 0.0;
+  for (int64_t i = threadIdx.x; i < slots; i += blockDim.x) acc += sums[i];
+  acc = block_sum(acc);
+  if (threadIdx.x == 0) {
+    const double norm = sqrt(acc);
+    out[0] = norm;
+    out[1] = (max_norm > 0 && isfinite(norm) && norm > max_norm) ? max_norm / norm : 1.0;  // g *= max / norm
+  }
+}
+
+void grad_norm_and_clip_factor(const Tensor& sums, double max_norm, const Tensor& norm_and_factor) {
+  check_cuda_tensor("grad_norm_and_clip_factor", sums, DType::F64);
+  check_cuda_tensor("grad_norm_and_clip_factor", norm_and_factor, DType::F64);
+  if (norm_and_factor.numel() != 2) throw Error("grad_norm_and_clip_factor: norm_and_factor must have 2 elements");
+  norm_factor_kernel<<<1, kThreads>>>(sums.numel(), ptr<double>(sums), max_norm, ptr<double>(norm_and_factor));
+  SWIATTN_CUDA_CHECK_LAUNCH("grad_norm_and_clip_factor");
+}
+
+template <class T> __global__ void scale_by_factor_kernel(int64_t n, T* g, const double* norm_and_factor) {
+  const double factor = norm_and_factor[1];
+  if (factor == 1.0) return;
+  SWIATTN_GRID_STRIDE_LOOP(k, n) g[k] = from_double<T>(static_cast<double>(to_float(g[k])) * factor);
+}
+
+void scale_by_clip_factor(const Tensor& g, const Tensor& norm_and_factor) {
+  check_cuda_tensor("scale_by_clip_factor", norm_and_factor, DType::F64);
+  if (g.numel() == 0) return;
+  dispatch(g.dtype(), "scale_by_clip_factor", [&](auto zero) {
+    using T = decltype(zero);
+    scale_by_factor_kernel<<<grid_for(g.numel()), kThreads>>>(g.numel(), ptr<T>(g), ptr<double>(norm_and_factor));
+    SWIATTN_CUDA_CHECK_LAUNCH("scale_by_clip_factor");
+  });
+}
+
+// ---- non-finite counts ----
+
+template <class T> __global__ void count_nonfinite_kernel(int64_t n, const T* x, int32_t* count) {
+  int32_t c = 0;
+  SWIATTN_GRID_STRIDE_LOOP(i, n) c += isfinite(to_float(x[i])) ? 0 : 1;
+  c = block_sum(c);
+  if (threadIdx.x == 0 && c) atomicAdd(count, c);
+}
+
+void count_nonfinite(const Tensor& x, const Tensor& counts, int64_t slot) {
+  check_cuda_tensor("count_nonfinite", counts, DType::I32);
+  if (slot < 0 || slot >= counts.numel())
+    throw Error("count_nonfinite: slot " + std::to_string(slot) + " out of range for " + shape_str(counts.shape()));
+  if (x.device() != Device::CUDA) throw Error("count_nonfinite: the tensor is not on cuda");
+  if (x.numel() == 0) return;
+  dispatch(x.dtype(), "count_nonfinite", [&](auto zero) {
+    using T = decltype(zero);
+    count_nonfinite_kernel<<<grid_for(x.numel()), kThreads>>>(x.numel(), ptr<T>(x), ptr<int32_t>(counts) + slot);
+    SWIATTN_CUDA_CHECK_LAUNCH("count_nonfinite");
+  });
+}
+
+}  // namespace swiattn::cuda
