@@ -1,11 +1,80 @@
+// eval/cli.cpp: the command line of `swiattn eval` (main.cpp dispatches here):
+//   swiattn eval --checkpoint DIR --out DIR [--set eval.key=value]... [--device cpu|cuda]
+//   swiattn eval table --out FILE.md NAME=EVAL_DIR [NAME=EVAL_DIR ...]
 #include "eval/cli.h"
 
+#include <filesystem>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "eval/evaluate.h"
+#include "model/safetensors.h"
 #include "tensor/tensor.h"
 
 namespace swiattn {
 
-int run_eval_command(const std::vector<std::string>&) {
-  throw Error("eval: not implemented yet (the evaluation harness issue)");
+namespace {
+
+int run_table_command(const std::vector<std::string>& args) {
+  std::string out;
+  std::vector<std::pair<std::string, std::string>> runs;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--out") {
+      if (i + 1 >= args.size()) throw UsageError("--out needs a value");
+      out = args[++i];
+    } else if (a.rfind("--", 0) == 0) {
+      throw UsageError("unknown option for eval table: " + a);
+    } else {
+      const size_t eq = a.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == a.size())
+        throw UsageError("eval table: expected NAME=EVAL_DIR, got \"" + a + "\"");
+      runs.emplace_back(a.substr(0, eq), a.substr(eq + 1));
+    }
+  }
+  if (out.empty()) throw UsageError("eval table needs --out FILE.md");
+  if (runs.empty()) throw UsageError("eval table needs at least one NAME=EVAL_DIR");
+  const std::string table = reproduction_table(runs);
+  const std::filesystem::path parent = std::filesystem::path(out).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
+  write_file_atomically(out, table);
+  std::cout << table;
+  return 0;
+}
+
+}  // namespace
+
+int run_eval_command(const std::vector<std::string>& args) {
+  if (!args.empty() && args[0] == "table") return run_table_command({args.begin() + 1, args.end()});
+  std::string checkpoint, out;
+  EvalConfig config;
+  std::vector<std::string> overrides;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> const std::string& {
+      if (i + 1 >= args.size()) throw UsageError(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "--checkpoint") checkpoint = value();
+    else if (a == "--out") out = value();
+    else if (a == "--set") overrides.push_back(value());
+    else if (a == "--device") overrides.push_back("eval.device=" + value());
+    else throw UsageError("unknown option for eval: " + a);
+  }
+  if (checkpoint.empty()) throw UsageError("eval needs --checkpoint DIR");
+  if (out.empty()) throw UsageError("eval needs --out DIR");
+  for (const std::string& o : overrides) {
+    try {
+      apply_eval_override(config, o);
+    } catch (const UsageError&) {
+      throw;
+    } catch (const Error& e) {
+      throw UsageError(e.what());
+    }
+  }
+  run_evaluation(checkpoint, out, config, std::cerr);
+  return 0;
 }
 
 }  // namespace swiattn

@@ -1,0 +1,179 @@
+// eval/evaluate.cpp: see eval/evaluate.h. The eval.* knobs, the model as a Predictor, the held-out
+// pass and the decode measurement; eval/run_evaluation.cpp assembles results.json from them.
+#include "eval/evaluate.h"
+
+#include <nlohmann/json.hpp>
+
+#include "autograd/autograd.h"
+#include "model/decode.h"
+#include "model/kv_cache.h"
+
+namespace swiattn {
+
+namespace {
+
+using json = nlohmann::json;
+
+// ---- eval.* overrides ----
+
+int64_t as_int(const json& v, const std::string& key, int64_t min) {
+  if (!v.is_number_integer()) throw Error("--set " + key + ": must be an integer, got " + v.dump());
+  const int64_t x = v.get<int64_t>();
+  if (x < min) throw Error("--set " + key + ": must be >= " + std::to_string(min) + ", got " + std::to_string(x));
+  return x;
+}
+
+}  // namespace
+
+void apply_eval_override(EvalConfig& c, const std::string& assignment) {
+  const size_t eq = assignment.find('=');
+  if (eq == std::string::npos) throw Error("--set " + assignment + ": expected eval.key=value");
+  const std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
+  if (key.rfind("eval.", 0) != 0)
+    throw Error("--set " + key + ": swiattn eval takes eval.* keys only (the model and data come from the checkpoint)");
+  const json v = json::parse(text, nullptr, false);
+  const bool parsed = !v.is_discarded();
+  auto str = [&]() { return parsed && v.is_string() ? v.get<std::string>() : text; };
+  const std::string k = key.substr(5);
+  if (k == "seed") c.seed = static_cast<uint64_t>(as_int(parsed ? v : json(text), key, 0));
+  else if (k == "batches") c.batches = as_int(parsed ? v : json(text), key, 1);
+  else if (k == "batch_size") c.batch_size = as_int(parsed ? v : json(text), key, 1);
+  else if (k == "passkey_trials") c.passkey_trials = as_int(parsed ? v : json(text), key, 1);
+  else if (k == "mqar_length") c.mqar_length = as_int(parsed ? v : json(text), key, 0);
+  else if (k == "mqar_pairs") c.mqar_pairs = as_int(parsed ? v : json(text), key, 0);
+  else if (k == "mqar_trials") c.mqar_trials = as_int(parsed ? v : json(text), key, 1);
+  else if (k == "decode_tokens") c.decode_tokens = as_int(parsed ? v : json(text), key, 0);
+  else if (k == "threads") c.threads = as_int(parsed ? v : json(text), key, 0);
+  else if (k == "cache_dir") c.cache_dir = str();
+  else if (k == "device") {
+    c.device = str();
+    if (c.device != "cpu" && c.device != "cuda") throw Error("--set eval.device: \"cpu\" or \"cuda\", got \"" + c.device + "\"");
+  } else if (k == "passkey_lengths") {
+    if (!parsed || !v.is_array() || v.empty()) throw Error("--set " + key + ": expected a non-empty array of integers, e.g. [128,256]");
+    c.passkey_lengths.clear();
+    for (const json& x : v) c.passkey_lengths.push_back(as_int(x, key, 1));
+  } else if (k == "passkey_depths") {
+    if (!parsed || !v.is_array() || v.empty()) throw Error("--set " + key + ": expected a non-empty array of numbers in [0, 1]");
+    c.passkey_depths.clear();
+    for (const json& x : v) {
+      if (!x.is_number() || x.get<double>() < 0.0 || x.get<double>() > 1.0)
+        throw Error("--set " + key + ": every depth must be a number in [0, 1], got " + x.dump());
+      c.passkey_depths.push_back(x.get<double>());
+    }
+  } else {
+    throw Error("--set " + key + ": unknown key; eval keys are seed, batches, batch_size, passkey_lengths, "
+                "passkey_depths, passkey_trials, mqar_length, mqar_pairs, mqar_trials, decode_tokens, threads, "
+                "cache_dir, device");
+  }
+}
+
+json eval_config_to_json(const EvalConfig& c) {
+  return json{{"seed", c.seed}, {"batches", c.batches}, {"batch_size", c.batch_size},
+              {"passkey_lengths", c.passkey_lengths}, {"passkey_depths", c.passkey_depths},
+              {"passkey_trials", c.passkey_trials}, {"mqar_length", c.mqar_length},
+              {"mqar_pairs", c.mqar_pairs}, {"mqar_trials", c.mqar_trials},
+              {"decode_tokens", c.decode_tokens}, {"threads", c.threads}, {"cache_dir", c.cache_dir},
+              {"device", c.device}};
+}
+
+// ---- running the model ----
+
+Routes routes_of(const Transformer& model, const std::vector<LayerRouting>& routing, int64_t row, int64_t T) {
+  const ModelConfig& c = model.config();
+  Routes routes(static_cast<size_t>(c.num_hidden_layers));
+  size_t next_switch = 0;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    auto& layer = routes[static_cast<size_t>(l)];
+    const std::string& type = c.layer_type(l);
+    if (type != "switch") {
+      layer.assign(static_cast<size_t>(T), type == "full" ? 1 : 0);  // static layers: FA or SWA always
+      continue;
+    }
+    if (next_switch >= routing.size() || routing[next_switch].layer != l)
+      throw Error("routes_of: no routing recorded for switch layer " + std::to_string(l));
+    const Tensor& m = routing[next_switch++].route;  // (B, T)
+    const std::vector<double> values = m.slice(row, row + 1).to_vector();
+    if (static_cast<int64_t>(values.size()) != T) throw Error("routes_of: route length differs from T");
+    for (double v : values) layer.push_back(v > 0.5 ? 1 : 0);
+  }
+  return routes;
+}
+
+Predictor model_predictor(const Transformer& model) {
+  return [&model](const std::vector<int32_t>& tokens, const std::vector<int64_t>& positions) {
+    NoGradGuard no_grad;
+    const int64_t n = static_cast<int64_t>(tokens.size());
+    Tensor ids = Tensor::from_ints(tokens, {1, n});
+    if (model.device() != Device::CPU) ids = ids.to(model.device());
+    const ForwardResult f = model.forward_with_routing(ids, false);
+    const int64_t V = model.config().vocab_size;
+    const Tensor logits = f.logits.value().reshape({n, V});  // (T, V)
+    Prediction p;
+    for (int64_t t : positions) {
+      if (t < 0 || t >= n) throw Error("model_predictor: position " + std::to_string(t) + " outside the sequence");
+      Tensor row = logits.slice(t, t + 1);
+      if (row.dtype() == DType::BF16) row = row.to(DType::F32);
+      const std::vector<double> v = row.to_vector();
+      int32_t best = 0;
+      for (int32_t i = 1; i < static_cast<int32_t>(v.size()); ++i)
+        if (v[static_cast<size_t>(i)] > v[static_cast<size_t>(best)]) best = i;
+      p.argmax.push_back(best);
+    }
+    p.routes = routes_of(model, f.routing, 0, n);
+    return p;
+  };
+}
+
+double HeldOutResult::mean_loss() const {
+  if (nll.empty()) throw Error("HeldOutResult: no tokens");
+  double s = 0.0;
+  for (double x : nll) s += x;
+  return s / static_cast<double>(nll.size());
+}
+
+HeldOutResult evaluate_held_out(const Transformer& model, const std::vector<std::pair<Tensor, Tensor>>& batches) {
+  if (batches.empty()) throw Error("evaluate_held_out: no batches");
+  NoGradGuard no_grad;
+  HeldOutResult r;
+  for (const auto& [inputs, targets] : batches) {
+    const int64_t B = inputs.dim(0), T = inputs.dim(1);
+    r.T = T;
+    const Tensor in = model.device() == Device::CPU ? inputs : inputs.to(model.device());
+    const Tensor tg = model.device() == Device::CPU ? targets : targets.to(model.device());
+    const ForwardResult f = model.forward_with_routing(in, false);
+    Tensor per_token;
+    next_token_loss(f.logits, tg, &per_token);  // (B * T)
+    const std::vector<double> nll = per_token.to_vector();
+    r.nll.insert(r.nll.end(), nll.begin(), nll.end());
+    for (int64_t b = 0; b < B; ++b) r.routes.push_back(routes_of(model, f.routing, b, T));
+  }
+  return r;
+}
+
+DecodeMeasurement measure_decode(const Transformer& model, const std::vector<int32_t>& tokens) {
+  if (tokens.empty()) throw Error("measure_decode: no tokens");
+  if (model.device() != Device::CPU) throw Error("measure_decode: the model must be on the CPU");
+  const ModelConfig& c = model.config();
+  const int64_t n = static_cast<int64_t>(tokens.size()), W = c.sliding_window;
+  DecodeMeasurement d;
+  // The real decode path: one token per step through the unified KV cache, counting keys read.
+  KvCache cache(c, model.dtype(), 1, n);
+  DecodeStats stats;
+  for (int32_t token : tokens) decode_step(model, cache, {token}, &stats);
+  for (size_t i = 0; i < stats.tokens.size(); ++i) d.measured.push_back(stats.keys_read_tokens(i));
+  d.bytes_per_token_key = 2.0 * static_cast<double>(stats.kv_heads * stats.head_dim * stats.bytes_per_element);
+  // The spec §8 formula from the routes of one full forward over the same tokens.
+  NoGradGuard no_grad;
+  const ForwardResult f = model.forward_with_routing(Tensor::from_ints(tokens, {1, n}), false);
+  const Routes routes = routes_of(model, f.routing, 0, n);
+  d.formula = decode_keys_read_formula(routes, W);
+  for (int64_t t = 0; t < n; ++t) {
+    d.full_attention.push_back(static_cast<double>(t + 1));
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+      d.route_mismatches += stats.tokens[static_cast<size_t>(t)].full_attention[static_cast<size_t>(l)] !=
+                            routes[static_cast<size_t>(l)][static_cast<size_t>(t)];
+  }
+  return d;
+}
+
+}  // namespace swiattn
