@@ -9,6 +9,13 @@
 #   make fuzz     build the libFuzzer targets (clang) in build-fuzz/ and run each for
 #                 FUZZ_SECONDS (default 60); see fuzz/README.md
 #   make test-cuda-sanitize  compute-sanitizer memcheck + racecheck over the CUDA tests (GPU)
+#   make reproduce-cpu  the small-scale reproduction, tiny sizes, on the CPU (< 15 min on 2 cores):
+#                 runs/reproduce-cpu/results.md (docs/reproduce.md)
+#   make reproduce      the same pipeline on a CUDA GPU (configs/reproduce/gpu): runs/reproduce-gpu/;
+#                 RESULTS_MD=docs/results.md also writes the results page there. Both resume from
+#                 the last finished stage; STAGES=3-5 runs a subset.
+#   make bench    our CUDA kernels vs PyTorch on this machine's GPU (bench/README.md); writes
+#                 BENCH_OUT (default bench.md); skips with a message without a GPU or PyTorch
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 CMAKE_FLAGS ?=
@@ -16,7 +23,7 @@ CMAKE_FLAGS ?=
 # steal time from the ones still working (measured: 1.5k -> 3.1k tokens/s in training).
 export OMP_WAIT_POLICY ?= passive
 
-.PHONY: all build deps data test demo clean test-sanitize fuzz test-cuda-sanitize
+.PHONY: all build deps data test demo clean test-sanitize fuzz test-cuda-sanitize reproduce-cpu reproduce bench
 
 all: build
 
@@ -57,3 +64,24 @@ test-cuda-sanitize: build
 	  $(SANITIZER) --tool memcheck --error-exitcode 1 ./$(BUILD)/swiattn_tests -tc="cuda*" && \
 	  $(SANITIZER) --tool racecheck --error-exitcode 1 ./$(BUILD)/swiattn_tests -tc="cuda*"; \
 	fi
+
+# The benchmarks need a GPU and python3 with a CUDA build of PyTorch (the baselines).
+BENCH_OUT ?= bench.md
+bench:
+	@if ! nvidia-smi -L >/dev/null 2>&1; then \
+	  echo "bench: SKIPPED (no CUDA device on this machine)"; \
+	elif ! python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" >/dev/null 2>&1; then \
+	  echo "bench: SKIPPED (python3 with a CUDA build of PyTorch not found: the baselines need it)"; \
+	else \
+	  $(MAKE) build && python3 bench/run.py --swiattn ./$(BUILD)/swiattn --out $(BENCH_OUT); \
+	fi
+
+# The reproduction (scripts/reproduce.sh; docs/reproduce.md). RESULTS_MD and STAGES pass through.
+reproduce-cpu: deps data build
+	VARIANT=cpu SWIATTN=$(BUILD)/swiattn bash scripts/reproduce.sh
+
+reproduce: deps data build
+	@if ! nvidia-smi -L >/dev/null 2>&1; then \
+	  echo "reproduce: no CUDA device here: use make reproduce-cpu, or scripts/gpu/reproduce-on-device.sh on a lent GPU (docs/reproduce.md)"; exit 1; \
+	fi
+	VARIANT=gpu SWIATTN=$(BUILD)/swiattn bash scripts/reproduce.sh

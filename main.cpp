@@ -3,7 +3,9 @@
 //   swiattn demo [--out DIR]
 //   swiattn generate --checkpoint DIR [--prompt TEXT] [--tokens N] [--temperature X] [--seed N]
 //   swiattn train [--config FILE.json] [--set section.key=value]... [--out DIR] [--init-from CKPT]
-//                 [--print-config] | swiattn train --resume DIR
+//                 [--device cpu|cuda] [--print-config] | swiattn train --resume DIR
+//   swiattn eval --checkpoint DIR --out DIR [--set eval.key=value]... [--device cpu|cuda]
+//   swiattn eval table --out FILE.md NAME=EVAL_DIR [NAME=EVAL_DIR ...]
 //
 // With no --config the embedded default (train/config.h) is used: a tiny byte-level model on
 // real English text that trains on 2 CPU cores in a few minutes.
@@ -46,8 +48,18 @@ constexpr const char* kUsage =
     "                          DIR/checkpoint\n"
     "  --init-from CKPT        start from a checkpoint's weights (continual pretraining: e.g. a\n"
     "                          full-attention checkpoint into layer_types [\"switch\", ...])\n"
+    "  --device cpu|cuda       where to train (= --set train.device=...); on cuda, --set\n"
+    "                          train.dtype=bfloat16 is mixed precision (float32 master weights)\n"
     "  --print-config          print the resolved configuration as JSON and exit\n"
     "  --resume DIR            continue the run in DIR from DIR/checkpoint (bit-exact on the CPU)\n"
+    "\n"
+    "options for eval (docs/eval.md):\n"
+    "  swiattn eval --checkpoint DIR --out DIR [--set eval.KEY=VAL]... [--device cpu|cuda]\n"
+    "                          perplexity by position, passkey grid, MQAR, routing and\n"
+    "                          efficiency of one checkpoint: OUT/results.json, SVG figures,\n"
+    "                          OUT/report.md; e.g. --set eval.passkey_trials=8\n"
+    "  swiattn eval table --out FILE.md NAME=EVAL_DIR [NAME=EVAL_DIR ...]\n"
+    "                          the reproduction table; one NAME must be FullAttn\n"
     "\n"
     "options for generate:\n"
     "  --checkpoint DIR        a directory written by train (required)\n"
@@ -73,13 +85,14 @@ int run_train(const std::vector<std::string>& args) {
     else if (a == "--out") out_dir = value();
     else if (a == "--init-from") overrides.push_back("train.init_from=" + value());
     else if (a == "--print-config") print_config = true;
+    else if (a == "--device") overrides.push_back("train.device=" + value());
     else if (a == "--resume") resume_dir = value();
     else throw UsageError("unknown option for train: " + a);
   }
   if (!resume_dir.empty()) {
     // The run continues with the configuration it was started with, in its own folder.
     if (!config_path.empty() || !overrides.empty())
-      throw UsageError("--resume continues a run with its own configuration: drop --config, --set, --init-from");
+      throw UsageError("--resume continues a run with its own configuration: drop --config, --set, --init-from, --device");
     const swiattn::Config config = swiattn::read_checkpoint_run_config(resume_dir + "/checkpoint");
     swiattn::run_training(config, resume_dir, std::cout, true);
     return 0;

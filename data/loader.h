@@ -4,29 +4,71 @@
 // A window starting at s gives one row:
 //   inputs[b, t]  = tokens[s + t]        (B, T) int32
 //   targets[b, t] = tokens[s + t + 1]    (B, T) int32, the inputs shifted left by one
+//
+// The synthetic mixture (data/README.md, "The training mixture"): with probability
+// `fraction` a row is instead one synthetic retrieval example (data/synthetic.h: a passkey or
+// an MQAR example) of T + 1 tokens built from filler taken from the SAME stream the loader
+// samples text windows from (the training split); inputs = example[0, T), targets =
+// example[1, T + 1). The loss treats every position of a synthetic row like text.
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "data/tokenizer.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
 namespace swiattn {
 
-// Training batches: each row is a window at a uniformly random start s in [0, N - T - 1], drawn
-// from a counter-based Rng. The stream of batches is a pure function of (tokens, B, T, seed,
-// rng().counter): save rng().seed and rng().counter with a checkpoint and restore them to resume
-// the exact same stream. Each next() draws B numbers, so the counter advances by B.
+// How many rows are synthetic retrieval examples, and of which kind. fraction = 0 (the default)
+// is the plain text loader, batch for batch identical to a loader built without a mixture.
+struct SyntheticMixture {
+  double fraction = 0.0;          // probability that a row is synthetic, in [0, 1]
+  double passkey_weight = 1.0;    // a synthetic row is a passkey with probability
+  double mqar_weight = 1.0;       //   passkey_weight / (passkey_weight + mqar_weight), else MQAR
+  int64_t mqar_pairs = 2;         // key-value pairs per MQAR example
+  // Passkey: the needle is placed so that (answer start - needle start) >= min_needle_distance
+  // where the length allows it (the needle depth is drawn uniformly from the depths that do);
+  // otherwise at depth 0, the farthest possible. 0 = any depth. MQAR pairs are placed by
+  // make_mqar_example (uniform cut points): no minimum distance.
+  int64_t min_needle_distance = 0;
+  const Tokenizer* tokenizer = nullptr;  // required when fraction > 0; must outlive the loader
+};
+
+// What one row of the last batch is: a text window or a synthetic example. Positions are in
+// the row's T + 1 token sequence: inputs[b, t] = sequence[t], targets[b, t] = sequence[t + 1].
+struct BatchRow {
+  std::string source;                               // "text" | "passkey" | "mqar"
+  int64_t start = -1;                               // text: the window's start in the stream
+  std::vector<std::pair<int64_t, int64_t>> answers;  // synthetic: [begin, end) answer spans
+  std::vector<int64_t> evidence;                    // synthetic: where each answer's evidence starts
+  std::vector<std::string> answer_text;             // synthetic: each answer's key / value
+};
+
+// Training batches: each row is a window at a uniformly random start s in [0, N - T - 1] (or,
+// with a mixture, possibly a synthetic example), drawn from a counter-based Rng. The stream of
+// batches is a pure function of (tokens, B, T, mixture, seed, rng().counter): save rng().seed
+// and rng().counter with a checkpoint and restore them to resume the exact same stream. Each
+// next() draws B numbers (one per row), so the counter advances by B.
 class BatchLoader {
  public:
-  // Throws swiattn::Error naming the argument when batch_size < 1, context_length < 1, or
-  // tokens.size() < context_length + 1.
-  BatchLoader(std::vector<int32_t> tokens, int batch_size, int context_length, uint64_t seed);
+  // Throws swiattn::Error naming the argument when batch_size < 1, context_length < 1,
+  // tokens.size() < context_length + 1, or the mixture is invalid: fraction outside [0, 1],
+  // negative weights or both zero, no tokenizer, or (probed once here) T + 1 tokens too short
+  // for a synthetic example; the message then names the data.* key to change.
+  BatchLoader(std::vector<int32_t> tokens, int batch_size, int context_length, uint64_t seed,
+              SyntheticMixture mixture = {});
 
   // Replaces inputs and targets with new (B, T) int32 tensors on the CPU.
   void next(Tensor& inputs, Tensor& targets);
+
+  // One entry per row of the last batch (empty before the first next()).
+  const std::vector<BatchRow>& last_rows() const { return last_rows_; }
+  // One line for the training log, e.g. "text only" or "25% synthetic rows (passkey 50%, ...)".
+  std::string mixture_description() const;
 
   Rng& rng() { return rng_; }
   const Rng& rng() const { return rng_; }
@@ -35,10 +77,17 @@ class BatchLoader {
   size_t num_tokens() const { return tokens_.size(); }
 
  private:
+  // Fills row `row` from the row's own generator (seeded by one draw of rng_).
+  void next_mixed_row(Rng& row_rng, int row, int32_t* inputs, int32_t* targets);
+
   std::vector<int32_t> tokens_;  // (N)
   int batch_size_;               // B
   int context_length_;           // T
   Rng rng_;
+  SyntheticMixture mixture_;
+  double max_passkey_depth_ = 1.0;  // depths in [0, this] keep the needle >= min distance away
+  int64_t depth0_distance_ = 0;     // the needle distance at depth 0 (the largest possible)
+  std::vector<BatchRow> last_rows_;
 };
 
 // Validation batches, deterministic: the stream is cut into consecutive non-overlapping windows

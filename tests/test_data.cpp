@@ -18,6 +18,7 @@
 #include "data/tokenizer.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
+#include "train/config.h"
 
 #ifndef SWIATTN_SOURCE_DIR
 #error "SWIATTN_SOURCE_DIR must name the repository root (CMake defines it for the test binary)"
@@ -332,4 +333,189 @@ TEST_CASE("data: errors name the bad argument, file or key") {
   CHECK(contains(error_message([] { tokenize_docs(ByteTokenizer(), {"a"}, 256); }), "separator"));
   CHECK(contains(error_message([] { unigram_entropy({}, 4); }), "empty"));
   CHECK(contains(error_message([] { unigram_entropy({4}, 4); }), "token 4"));
+}
+
+// ---- The training mixture: synthetic retrieval rows among the text windows ----
+
+namespace {
+
+// Real text as filler, byte-tokenized: enough for many T = 256 rows.
+std::vector<int32_t> byte_filler() {
+  std::string text;
+  for (int i = 0; i < 200; ++i)
+    text += "Call me Ishmael. Some years ago, never mind how long precisely, having little money " +
+            std::to_string(i) + " in my purse, I thought I would sail about a little. ";
+  return ByteTokenizer().encode(text);
+}
+
+// Row `row` of a batch as its T + 1 token sequence: inputs[row, :] then the last target.
+std::vector<int32_t> row_sequence(const Tensor& inputs, const Tensor& targets, int row, int T) {
+  const std::vector<int32_t> in = inputs.to_ints(), out = targets.to_ints();
+  std::vector<int32_t> seq(in.begin() + row * T, in.begin() + (row + 1) * T);
+  seq.push_back(out[static_cast<size_t>((row + 1) * T - 1)]);
+  return seq;
+}
+
+std::string decode_span(const std::vector<int32_t>& seq, int64_t begin, int64_t end) {
+  return ByteTokenizer().decode(std::vector<int32_t>(seq.begin() + begin, seq.begin() + end));
+}
+
+}  // namespace
+
+TEST_CASE("data: a mixture with synthetic_fraction 0 gives exactly the plain loader's batches") {
+  const ByteTokenizer bytes;
+  const std::vector<int32_t> filler = byte_filler();
+  SyntheticMixture none;
+  none.tokenizer = &bytes;  // present but unused: fraction 0 is text only
+  BatchLoader plain(filler, 4, 64, 7), mixed(filler, 4, 64, 7, none);
+  for (int batch = 0; batch < 5; ++batch) {
+    Tensor a_in, a_out, b_in, b_out;
+    plain.next(a_in, a_out);
+    mixed.next(b_in, b_out);
+    CHECK(a_in.to_ints() == b_in.to_ints());
+    CHECK(a_out.to_ints() == b_out.to_ints());
+    for (const BatchRow& row : mixed.last_rows()) CHECK(row.source == "text");
+  }
+  CHECK(plain.rng().counter == mixed.rng().counter);
+  CHECK(contains(mixed.mixture_description(), "text windows only"));
+}
+
+TEST_CASE("data: with synthetic_fraction 1 every row is a retrieval example whose answers decode") {
+  const ByteTokenizer bytes;
+  const std::vector<int32_t> filler = byte_filler();
+  const int B = 8, T = 256;
+  SyntheticMixture all;
+  all.fraction = 1.0;
+  all.mqar_pairs = 2;
+  all.min_needle_distance = 150;  // forces needles into the first part of the row
+  all.tokenizer = &bytes;
+  BatchLoader loader(filler, B, T, 3, all);
+  int passkeys = 0, mqars = 0;
+  for (int batch = 0; batch < 6; ++batch) {
+    Tensor inputs, targets;
+    loader.next(inputs, targets);
+    REQUIRE(loader.last_rows().size() == static_cast<size_t>(B));
+    CHECK(loader.rng().counter == static_cast<uint64_t>((batch + 1) * B));  // one draw per row
+    const std::vector<int32_t> in = inputs.to_ints(), out = targets.to_ints();
+    for (int row = 0; row < B; ++row) {
+      const BatchRow& info = loader.last_rows()[static_cast<size_t>(row)];
+      INFO("batch ", batch, " row ", row, " source ", info.source);
+      for (int t = 0; t + 1 < T; ++t) CHECK(out[row * T + t] == in[row * T + t + 1]);  // shifted by one
+      const std::vector<int32_t> seq = row_sequence(inputs, targets, row, T);
+      REQUIRE(info.answers.size() == info.answer_text.size());
+      REQUIRE(info.answers.size() == info.evidence.size());
+      REQUIRE(!info.answers.empty());
+      for (size_t a = 0; a < info.answers.size(); ++a) {
+        const auto [begin, end] = info.answers[a];
+        REQUIRE(begin >= 1);  // every answer token is a target of some position
+        REQUIRE(end <= T + 1);
+        CHECK(decode_span(seq, begin, end) == " " + info.answer_text[a]);
+        // The evidence before the answer states the same key / value.
+        const std::string evidence = decode_span(seq, info.evidence[a], begin);
+        CHECK(contains(evidence, info.answer_text[a]));
+      }
+      if (info.source == "passkey") {
+        ++passkeys;
+        REQUIRE(info.answers.size() == 1);
+        CHECK(info.answer_text[0].size() == 5);
+        CHECK(info.answers[0].second == T + 1);  // the key ends the row
+        CHECK(info.answers[0].first - info.evidence[0] >= 150);
+        CHECK(decode_span(seq, info.evidence[0], info.evidence[0] + 16) == " The pass key is");
+      } else {
+        REQUIRE(info.source == "mqar");
+        ++mqars;
+        CHECK(info.answers.size() == 2);
+        for (int64_t e : info.evidence) CHECK(decode_span(seq, e, e + 13) == " The code for");
+      }
+    }
+  }
+  CHECK(passkeys > 0);  // both tasks occur (equal weights, 48 rows)
+  CHECK(mqars > 0);
+}
+
+TEST_CASE("data: the synthetic share and the task shares are near the configured ones") {
+  const ByteTokenizer bytes;
+  SyntheticMixture m;
+  m.fraction = 0.3;
+  m.passkey_weight = 3.0;
+  m.mqar_weight = 1.0;
+  m.mqar_pairs = 1;
+  m.tokenizer = &bytes;
+  BatchLoader loader(byte_filler(), 16, 160, 11, m);
+  int rows = 0, synthetic = 0, passkeys = 0;
+  for (int batch = 0; batch < 60; ++batch) {
+    Tensor inputs, targets;
+    loader.next(inputs, targets);
+    for (const BatchRow& row : loader.last_rows()) {
+      ++rows;
+      synthetic += row.source != "text";
+      passkeys += row.source == "passkey";
+    }
+  }
+  // 960 rows: the synthetic count is Binomial(960, 0.3), mean 288, sd 14.2; 5 sd either side.
+  CHECK(rows == 960);
+  CHECK(synthetic > 288 - 71);
+  CHECK(synthetic < 288 + 71);
+  // Passkey share among synthetic rows: 0.75 (sd about 0.026 at ~288 rows); 5 sd either side.
+  const double passkey_share = static_cast<double>(passkeys) / synthetic;
+  CHECK(passkey_share > 0.75 - 0.13);
+  CHECK(passkey_share < 0.75 + 0.13);
+  CHECK(contains(loader.mixture_description(), "30% of rows synthetic (passkey 75%"));
+}
+
+TEST_CASE("data: a mixed stream is reproducible and resumes from (seed, counter)") {
+  const ByteTokenizer bytes;
+  const std::vector<int32_t> filler = byte_filler();
+  SyntheticMixture m;
+  m.fraction = 0.5;
+  m.tokenizer = &bytes;
+  BatchLoader a(filler, 4, 200, 5, m), b(filler, 4, 200, 5, m), c(filler, 4, 200, 6, m);
+  Tensor a_in, a_out, b_in, b_out, c_in, c_out;
+  a.next(a_in, a_out);
+  b.next(b_in, b_out);
+  c.next(c_in, c_out);
+  CHECK(a_in.to_ints() == b_in.to_ints());
+  CHECK(a_in.to_ints() != c_in.to_ints());
+  const Rng saved = a.rng();
+  a.next(a_in, a_out);
+  BatchLoader resumed(filler, 4, 200, 0, m);
+  resumed.rng() = saved;
+  resumed.next(b_in, b_out);
+  CHECK(a_in.to_ints() == b_in.to_ints());
+  CHECK(a_out.to_ints() == b_out.to_ints());
+}
+
+TEST_CASE("data: a bad mixture is refused with the key to change") {
+  const ByteTokenizer bytes;
+  const std::vector<int32_t> filler = byte_filler();
+  SyntheticMixture m;
+  m.tokenizer = &bytes;
+  m.fraction = 1.5;
+  CHECK(contains(error_message([&] { BatchLoader(filler, 2, 200, 0, m); }), "data.synthetic_fraction"));
+  m.fraction = 0.5;
+  m.passkey_weight = m.mqar_weight = 0.0;
+  CHECK(contains(error_message([&] { BatchLoader(filler, 2, 200, 0, m); }), "data.mqar_weight"));
+  m.passkey_weight = 1.0;
+  m.tokenizer = nullptr;
+  CHECK(contains(error_message([&] { BatchLoader(filler, 2, 200, 0, m); }), "tokenizer"));
+  m.tokenizer = &bytes;
+  const std::string too_short = error_message([&] { BatchLoader(filler, 2, 40, 0, m); });
+  CHECK(contains(too_short, "too short"));
+  CHECK(contains(too_short, "train.seq_len"));
+
+  // The same rules in the configuration, checked before any data is read.
+  Config config;
+  config.data.synthetic_fraction = -0.1;
+  CHECK(contains(error_message([&] { validate_config(config); }), "data.synthetic_fraction"));
+  config.data.synthetic_fraction = 0.2;
+  config.data.mqar_pairs = 0;
+  CHECK(contains(error_message([&] { validate_config(config); }), "data.mqar_pairs"));
+  config.data.mqar_pairs = 2;
+  config.data.passkey_weight = config.data.mqar_weight = 0.0;
+  CHECK(contains(error_message([&] { validate_config(config); }), "data.passkey_weight"));
+  config.data.passkey_weight = 1.0;
+  config.data.min_needle_distance = config.train.seq_len;
+  CHECK(contains(error_message([&] { validate_config(config); }), "data.min_needle_distance"));
+  config.data.min_needle_distance = -1;
+  CHECK_NOTHROW(validate_config(config));
 }

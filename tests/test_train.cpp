@@ -297,6 +297,11 @@ TEST_CASE("train: config defaults validate and every field round-trips through J
   c.data.corpus = "moby-dick";
   c.data.tokenizer = "gpt2";
   c.data.cache_dir = "/tmp/cache";
+  c.data.synthetic_fraction = 0.25;
+  c.data.passkey_weight = 3.0;
+  c.data.mqar_weight = 0.5;
+  c.data.mqar_pairs = 5;
+  c.data.min_needle_distance = 100;
   c.reg.mode = "fixed";
   c.reg.gamma_base = 2e-3;
   c.reg.eps = 0.5;
@@ -307,8 +312,8 @@ TEST_CASE("train: config defaults validate and every field round-trips through J
 
   const json written = config_to_json(c);
   CHECK(written["model"].size() == 20);
-  CHECK(written["train"].size() == 24);
-  CHECK(written["data"].size() == 3);
+  CHECK(written["train"].size() == 25);
+  CHECK(written["data"].size() == 8);
   CHECK(written["reg"].size() == 6);
   const Config back = config_from_json(json::parse(written.dump()), "round-trip");
   CHECK(config_to_json(back) == written);

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <variant>
 
+#include "data/synthetic.h"
 #include "tensor/tensor.h"
 
 namespace swiattn {
@@ -76,6 +77,7 @@ const Field kFields[] = {
     FIELD(train, eval_interval),
     FIELD(train, eval_batches),
     FIELD(train, dtype),
+    FIELD(train, device),
     FIELD(train, threads),
     FIELD(train, sample_tokens),
     FIELD(train, sample_prompt),
@@ -88,6 +90,11 @@ const Field kFields[] = {
     FIELD(data, corpus),
     FIELD(data, tokenizer),
     FIELD(data, cache_dir),
+    FIELD(data, synthetic_fraction),
+    FIELD(data, passkey_weight),
+    FIELD(data, mqar_weight),
+    FIELD(data, mqar_pairs),
+    FIELD(data, min_needle_distance),
 
     FIELD(reg, mode),
     FIELD(reg, gamma_base),
@@ -362,8 +369,16 @@ void validate_config(const Config& config) {
   require(t.log_interval >= 1, "train.log_interval", "must be >= 1" + got(t.log_interval));
   require(t.eval_interval >= 1, "train.eval_interval", "must be >= 1" + got(t.eval_interval));
   require(t.eval_batches >= 1, "train.eval_batches", "must be >= 1" + got(t.eval_batches));
-  require(t.dtype == "float32" || t.dtype == "float64", "train.dtype",
-          "must be \"float32\" or \"float64\", got " + quoted(t.dtype));
+  require(t.dtype == "float32" || t.dtype == "float64" || t.dtype == "bfloat16", "train.dtype",
+          "must be \"float32\", \"float64\" or \"bfloat16\", got " + quoted(t.dtype));
+  require(t.device == "cpu" || t.device == "cuda", "train.device",
+          "must be \"cpu\" or \"cuda\", got " + quoted(t.device));
+  require(!(t.device == "cuda" && t.dtype == "float64"), "train.dtype",
+          "float64 is not supported with train.device \"cuda\": set train.dtype to \"float32\" or \"bfloat16\" "
+          "(mixed precision), or train.device to \"cpu\"");
+  require(!(t.device == "cpu" && t.dtype == "bfloat16"), "train.dtype",
+          "bfloat16 (mixed precision) needs train.device \"cuda\" (--device cuda); the CPU trains in "
+          "\"float32\" or \"float64\"");
   require(t.threads >= 0, "train.threads", "must be >= 0 (0 = all cores)" + got(t.threads));
   require(t.checkpoint_interval >= 0, "train.checkpoint_interval",
           "must be >= 0 (0 = only at the end)" + got(t.checkpoint_interval));
@@ -380,6 +395,18 @@ void validate_config(const Config& config) {
   require(d.tokenizer == "byte" || d.tokenizer == "gpt2", "data.tokenizer",
           "must be \"byte\" or \"gpt2\", got " + quoted(d.tokenizer));
   require(!d.cache_dir.empty(), "data.cache_dir", "must not be empty");
+  require(d.synthetic_fraction >= 0 && d.synthetic_fraction <= 1, "data.synthetic_fraction",
+          "must be in [0, 1] (0 = text only)" + got(d.synthetic_fraction));
+  require(d.passkey_weight >= 0, "data.passkey_weight", "must be >= 0" + got(d.passkey_weight));
+  require(d.mqar_weight >= 0, "data.mqar_weight", "must be >= 0" + got(d.mqar_weight));
+  require(d.synthetic_fraction == 0 || d.passkey_weight + d.mqar_weight > 0, "data.passkey_weight",
+          "and data.mqar_weight are both 0: a synthetic mixture needs at least one task");
+  require(d.mqar_pairs >= 1 && d.mqar_pairs <= mqar_max_pairs(), "data.mqar_pairs",
+          "must be in [1, " + num(mqar_max_pairs()) + "]" + got(d.mqar_pairs));
+  require(d.min_needle_distance >= -1, "data.min_needle_distance",
+          "must be >= 0, or -1 for model.sliding_window" + got(d.min_needle_distance));
+  require(d.min_needle_distance < t.seq_len, "data.min_needle_distance",
+          num(d.min_needle_distance) + " is not below train.seq_len " + num(t.seq_len));
 
   const RegularizerConfig& r = config.reg;
   require(r.mode == "adaptive" || r.mode == "fixed" || r.mode == "off", "reg.mode",

@@ -33,7 +33,9 @@ struct TrainConfig {
   int64_t log_interval = 20;       // steps between progress lines
   int64_t eval_interval = 100;     // steps between validation evaluations (and at the end)
   int64_t eval_batches = 8;        // validation batches per evaluation
-  std::string dtype = "float32";   // "float32" | "float64"
+  std::string dtype = "float32";   // "float32" | "float64" (CPU) | "bfloat16" (CUDA: mixed precision,
+                                   // float32 master weights and AdamW moments, bfloat16 compute)
+  std::string device = "cpu";      // "cpu" | "cuda" (docs/cuda.md, "Training on the GPU")
   int64_t threads = 0;             // OpenMP threads; 0 = all cores
   int64_t sample_tokens = 200;     // tokens generated after training (0 = none)
   std::string sample_prompt = "The ";
@@ -48,6 +50,14 @@ struct DataConfig {
   std::string corpus = "sotu+moby-dick";  // "sotu" | "moby-dick" | "sotu+moby-dick"
   std::string tokenizer = "byte";         // "byte" | "gpt2"
   std::string cache_dir = "data/cache";   // where `make data` put the packages
+  // The training mixture (data/README.md): each training row is, with this probability, a
+  // synthetic retrieval example (passkey or MQAR in training-split filler) instead of a text
+  // window. 0 = text only (the loader of before, batch for batch). Validation stays real text.
+  double synthetic_fraction = 0.0;
+  double passkey_weight = 1.0;            // share of passkey vs MQAR among synthetic rows
+  double mqar_weight = 1.0;
+  int64_t mqar_pairs = 2;                 // key-value pairs per MQAR example
+  int64_t min_needle_distance = -1;       // passkey needle -> answer, tokens; -1 = model.sliding_window
 };
 
 // The adaptive efficiency regulariser (spec §5, Eq. 7-9) and our target-ratio controller.

@@ -14,6 +14,7 @@
 #include "data/corpus.h"
 #include "data/loader.h"
 #include "data/tokenizer.h"
+#include "kernels/cuda/allocator.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
 #include "model/sampling.h"
@@ -39,7 +40,7 @@ double evaluate_loss(const Transformer& model, const std::vector<std::pair<Tenso
     for (size_t l = 0; l < f.routing.size(); ++l) {
       const Tensor& m = f.routing[l].route;
       double routed = 0.0;
-      for (int64_t i = 0; i < m.numel(); ++i) routed += m.at(i);
+      for (double x : m.to_vector()) routed += x;  // one copy from the device, if there
       (*layer_ratios)[l] += routed / static_cast<double>(m.numel() * batches.size());
     }
   }
@@ -93,7 +94,8 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
   validate_config(config);
   const TrainConfig& tc = config.train;
   if (tc.threads > 0) omp_set_num_threads(static_cast<int>(tc.threads));
-  const DType dtype = tc.dtype == "float64" ? DType::F64 : DType::F32;
+  const DType dtype = tc.dtype == "float64" ? DType::F64 : DType::F32;  // "bfloat16": float32 masters
+  const Device device = tc.device == "cuda" ? Device::CUDA : Device::CPU;
   const std::filesystem::path out(out_dir);
   const std::string resume_dir = (out / "checkpoint").string();
 
@@ -104,12 +106,23 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
   const std::vector<int32_t> val_tokens = tokenize_docs(*tokenizer, corpus.val_docs, -1);
   TrainSummary summary;
   summary.unigram_entropy = unigram_entropy(train_tokens, tokenizer->vocab_size());
+  // The training mixture (data/README.md): synthetic retrieval rows use training-split filler.
+  SyntheticMixture mixture;
+  mixture.fraction = config.data.synthetic_fraction;
+  mixture.passkey_weight = config.data.passkey_weight;
+  mixture.mqar_weight = config.data.mqar_weight;
+  mixture.mqar_pairs = config.data.mqar_pairs;
+  mixture.min_needle_distance =
+      config.data.min_needle_distance < 0 ? config.model.sliding_window : config.data.min_needle_distance;
+  mixture.tokenizer = tokenizer.get();
   BatchLoader loader(train_tokens, static_cast<int>(tc.batch_size), static_cast<int>(tc.seq_len),
-                     derive_seed(tc.seed, 1));
+                     derive_seed(tc.seed, 1), mixture);
   const auto val_batches = sequential_batches(val_tokens, static_cast<int>(tc.batch_size),
                                               static_cast<int>(tc.seq_len), static_cast<int>(tc.eval_batches));
 
   Transformer model(config.model, dtype, derive_seed(tc.seed, 0));
+  model.to(device);  // before the optimizer: its moments are allocated where the parameters are
+  if (tc.dtype == "bfloat16") model.set_compute_dtype(DType::BF16);  // mixed precision
   AdamWOptions adam;
   adam.beta1 = tc.beta1;
   adam.beta2 = tc.beta2;
@@ -159,7 +172,13 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
       << "  model: " << model.parameter_count() << " parameters, " << config.model.num_hidden_layers
       << " layers, d_model " << config.model.hidden_size << ", " << dtype_name(dtype) << ", "
       << omp_get_max_threads() << " threads\n"
+      << "  device: " << device_name(device)
+      << (model.compute_dtype() != dtype ? std::string(", mixed precision: ") + dtype_name(model.compute_dtype()) +
+                                               " compute, " + dtype_name(dtype) + " master weights and moments"
+                                         : std::string(", ") + dtype_name(dtype) + " compute")
+      << "\n"
       << "  layer types: " << layer_types_str(config.model) << " (window " << config.model.sliding_window << ")\n"
+      << "  training rows: " << loader.mixture_description() << "\n"
       << init_note
       << "  training: " << tc.steps << " steps of " << tc.batch_size << " x " << tc.seq_len
       << " tokens; output in " << out_dir << "\n";
@@ -171,6 +190,7 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
     log << "\n" << std::flush;
   }
 
+  if (device == Device::CUDA) cuda::reset_peak_bytes_in_use();  // the peak of the training steps
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   const int64_t first_step = state.step;
@@ -184,12 +204,16 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
     const ForwardResult forward = model.forward_with_routing(inputs, measure_branches);
     Tensor per_token_nll;
     Var loss = next_token_loss(forward.logits, targets, &per_token_nll);       // L_LM
+    // On CUDA the routing statistics are read back only when logged or needed by the controller.
+    const bool logging = (step + 1) % tc.log_interval == 0 || step + 1 == tc.steps;
+    const bool read_stats = device == Device::CPU || logging || config.reg.target_ratio >= 0;
     const RegularizerResult reg = efficiency_regularizer(forward.routing, per_token_nll, config.reg,
-                                                         state.gamma_base, config.model.sliding_window);
+                                                         state.gamma_base, config.model.sliding_window, read_stats);
     Var total = reg.loss.defined() ? add(loss, reg.loss) : loss;              // Eq. 9
     total.backward();
 
-    // Non-finite guard: never let a NaN or an infinity reach the weights.
+    // Non-finite guard: never let a NaN or an infinity reach the weights. On CUDA this is the one
+    // copy to the host of every step (a count per tensor; train/nonfinite.cpp).
     const std::string bad = first_nonfinite(forward, total, model.parameters());
     if (!bad.empty()) {
       const std::string what = "non-finite value at step " + std::to_string(step + 1) + ", first in " + bad;
@@ -205,15 +229,16 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
       ++state.step;  // the batch is consumed; the weights stay as they were
       continue;
     }
-    const double grad_norm = clip_grad_norm(model.parameters(), tc.grad_clip);
-    const double loss_value = loss.value().item();
+    const Tensor grad_norm_tensor = clip_grad_norm_on_device(model.parameters(), tc.grad_clip);  // () float64
+    const Tensor loss_tensor = loss.value();  // () on the model's device; read when logged
     optimizer.step(lr);
     if (has_switch) state.gamma_base = update_gamma_base(state.gamma_base, reg.ratio, config.reg);  // [R] controller
     state.tokens_trained += tc.batch_size * tc.seq_len;
     state.step = step + 1;
 
     const int64_t done = state.step;
-    if (done % tc.log_interval == 0 || done == tc.steps) {
+    if (logging) {
+      const double grad_norm = grad_norm_tensor.item(), loss_value = loss_tensor.item();
       const double secs = elapsed();
       const double tok_per_s = (done - first_step) * tc.batch_size * tc.seq_len / std::max(secs, 1e-9);
       const double eta = secs / (done - first_step) * (tc.steps - done);
@@ -223,6 +248,12 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
           << tok_per_s << " tok/s | ETA " << format_duration(eta);
       nlohmann::json line{{"step", done}, {"loss", loss_value}, {"lr", lr}, {"grad_norm", grad_norm},
                           {"tokens_per_second", tok_per_s}, {"seconds", secs}};
+      if (device == Device::CUDA) {  // the caching allocator's peak of bytes held by tensors
+        const size_t peak = cuda::allocator_stats().peak_bytes_in_use;
+        summary.peak_device_bytes = static_cast<int64_t>(peak);
+        log << " | peak GPU memory " << std::setprecision(1) << static_cast<double>(peak) / (1 << 20) << " MiB";
+        line["peak_gpu_memory_bytes"] = peak;
+      }
       if (has_switch) {
         log << "\n      FA ratio " << std::setprecision(3) << reg.ratio << " (t >= w: " << reg.effective_ratio
             << ") | reg " << std::scientific << std::setprecision(2)
@@ -268,6 +299,7 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
   if (has_switch)
     log << "full-attention ratio per switch layer (validation): " << ratios_str(state.last_val_ratios) << "\n";
   if (tc.sample_tokens > 0) {
+    model.to(Device::CPU);  // decoding (model/decode.cpp) runs on the CPU, in the master dtype
     Rng rng(derive_seed(tc.seed, 2));
     const std::vector<int32_t> prompt = tokenizer->encode(tc.sample_prompt);
     if (prompt.empty()) throw Error("train.sample_prompt: encodes to no tokens; give a non-empty prompt");
@@ -280,6 +312,7 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
                             {"initial_val_loss", summary.initial_val_loss},
                             {"unigram_entropy", summary.unigram_entropy},
                             {"tokens", summary.tokens_trained}, {"seconds", summary.seconds},
+                            {"peak_gpu_memory_bytes", summary.peak_device_bytes},
                             {"skipped_batches", summary.skipped_batches}}.dump() << "\n";
   return summary;
 }

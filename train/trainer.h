@@ -26,6 +26,7 @@ struct TrainSummary {
   std::string sample;             // text generated after training ("" if sample_tokens = 0)
   std::vector<double> final_layer_ratios;  // validation full-attention ratio per switch layer
   int64_t skipped_batches = 0;             // batches skipped for non-finite values
+  int64_t peak_device_bytes = 0;  // train.device "cuda": peak bytes held by tensors while training
 };
 
 // Mean cross-entropy of `model` over the given (inputs, targets) batches, without gradients.
@@ -42,7 +43,9 @@ double evaluate_loss(const Transformer& model, const std::vector<std::pair<Tenso
 // regulariser (train/regularizer.h) whenever the model has switch layers.
 // resume = true continues the run in out_dir from out_dir/checkpoint: weights, optimizer moments,
 // step (and so the schedule), data position, regulariser controller state; on the CPU the losses
-// then equal those of an uninterrupted run bit for bit (same thread count).
+// then equal those of an uninterrupted run bit for bit (same thread count). On CUDA they agree to
+// rounding, not bit for bit (float atomics in some backward kernels sum in varying order).
+// train.device "cuda" trains on the GPU (train.dtype "bfloat16": mixed precision).
 TrainSummary run_training(const Config& config, const std::string& out_dir, std::ostream& log,
                           bool resume = false);
 
