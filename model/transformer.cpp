@@ -87,17 +87,20 @@ Var Transformer::compute_weight(const Var& parameter) const {
   return cast(parameter, compute_dtype_);
 }
 
+Var Transformer::to_compute(const Var& x) const { return x.dtype() == compute_dtype_ ? x : cast(x, compute_dtype_); }
+Var Transformer::to_residual(const Var& x) const { return x.dtype() == dtype_ ? x : cast(x, dtype_); }
+
 Var Transformer::attention_block(const TransformerLayer& layer, int64_t l, const Var& x, bool measure_branches,
                                  std::vector<LayerRouting>& routing) const {
   const ModelConfig& c = config_;
-  Var u = rms_norm(x, layer.attn_norm, c.rms_norm_eps);                                 // (B, T, C)
+  Var u = to_compute(rms_norm(x, layer.attn_norm, c.rms_norm_eps));                     // (B, T, C)
   Var q = rope(split_heads(matmul(u, layer.attn.q_proj, false, true), c.num_attention_heads), c.rope_theta);  // (B, T, H, D)
   Var k = rope(split_heads(matmul(u, layer.attn.k_proj, false, true), c.num_key_value_heads), c.rope_theta);  // (B, T, Hkv, D)
   Var v = split_heads(matmul(u, layer.attn.v_proj, false, true), c.num_key_value_heads);                     // (B, T, Hkv, D)
   Var o;                                                                                // (B, T, H, D)
   if (layer.type == "switch") {
     // Eq. 1-2: route every token; Eq. 4-6: both branches from the same q, k, v, mixed by the gate.
-    const Var router_input = c.router_input == "normed" ? u : x;
+    const Var router_input = c.router_input == "normed" ? u : to_compute(x);
     const RouterDecision r = route_tokens(c.router_detach_input ? stop_gradient(router_input) : router_input,
                                           layer.attn.router_weight, layer.attn.router_bias, c.router_threshold);
     LayerRouting record{l, r.logit, r.route, Tensor()};
@@ -106,14 +109,14 @@ Var Transformer::attention_block(const TransformerLayer& layer, int64_t l, const
   } else {
     o = attention(q, k, v, layer.window);
   }
-  return matmul(merge_heads(o), layer.attn.o_proj, false, true);                        // (B, T, C)
+  return to_residual(matmul(merge_heads(o), layer.attn.o_proj, false, true));           // (B, T, C)
 }
 
 Var Transformer::mlp_block(const TransformerLayer& layer, const Var& x) const {
-  Var h = rms_norm(x, layer.mlp_norm, config_.rms_norm_eps);                 // (B, T, C)
+  Var h = to_compute(rms_norm(x, layer.mlp_norm, config_.rms_norm_eps));     // (B, T, C)
   Var gated = swiglu(matmul(h, layer.mlp.gate_proj, false, true),            // silu(W1 h) * W3 h
                      matmul(h, layer.mlp.up_proj, false, true));             // (B, T, F)
-  return matmul(gated, layer.mlp.down_proj, false, true);                    // (B, T, C)
+  return to_residual(matmul(gated, layer.mlp.down_proj, false, true));       // (B, T, C)
 }
 
 Var Transformer::forward(const Tensor& ids) const { return forward_with_routing(ids, false).logits; }
@@ -126,20 +129,19 @@ ForwardResult Transformer::forward_with_routing(const Tensor& ids, bool measure_
     throw Error("model: sequence length " + std::to_string(ids.dim(1)) +
                 " exceeds model.max_position_embeddings " + std::to_string(config_.max_position_embeddings));
   ForwardResult result;
-  const Var embed = compute_weight(embed_);  // (V, C)
-  Var x = embedding(embed, ids);             // (B, T, C); ids may be on either device
+  Var x = embedding(embed_, ids);  // (B, T, C), the residual stream in dtype(); ids on either device
   for (int64_t l = 0; l < static_cast<int64_t>(layers_.size()); ++l) {
     TransformerLayer layer = layers_[l];  // handles; with mixed precision, their bfloat16 casts
-    for (Var* w : {&layer.attn_norm, &layer.attn.q_proj, &layer.attn.k_proj, &layer.attn.v_proj, &layer.attn.o_proj,
-                   &layer.attn.router_weight, &layer.attn.router_bias, &layer.mlp_norm, &layer.mlp.gate_proj,
-                   &layer.mlp.up_proj, &layer.mlp.down_proj})
+    for (Var* w : {&layer.attn.q_proj, &layer.attn.k_proj, &layer.attn.v_proj, &layer.attn.o_proj,
+                   &layer.attn.router_weight, &layer.attn.router_bias, &layer.mlp.gate_proj,
+                   &layer.mlp.up_proj, &layer.mlp.down_proj})  // the norms' gains stay in dtype()
       *w = compute_weight(*w);
     x = add(x, attention_block(layer, l, x, measure_branches, result.routing));
     x = add(x, mlp_block(layer, x));
     result.layer_outputs.push_back(x.value());
   }
-  Var h = rms_norm(x, compute_weight(final_norm_), config_.rms_norm_eps);
-  result.logits = matmul(h, config_.tie_word_embeddings ? embed : compute_weight(lm_head_), false, true);  // (B, T, V)
+  Var h = to_compute(rms_norm(x, final_norm_, config_.rms_norm_eps));
+  result.logits = matmul(h, compute_weight(config_.tie_word_embeddings ? embed_ : lm_head_), false, true);  // (B, T, V)
   return result;
 }
 
