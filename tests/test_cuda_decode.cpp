@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/cuda_test_util.h"
 #include "kernels/cpu/decode_attention.h"
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/decode_attention.h"
@@ -26,17 +27,8 @@
 namespace swiattn {
 namespace {
 
-bool skip_without_device(const std::string& what) {
-  if (cuda::device_count() > 0) return false;
-  const std::string line = "SKIPPED (no CUDA device): " + what + " [" + cuda::device_description() + "]";
-  MESSAGE(line);
-  return true;
-}
-
-struct StrictDevice {  // poisoned fresh blocks, a synchronisation after every launch
-  StrictDevice() { cuda::set_poison_new_blocks(true), cuda::set_debug_sync(true); }
-  ~StrictDevice() { cuda::set_poison_new_blocks(false), cuda::set_debug_sync(false); }
-};
+using testing::skip_without_device;
+using testing::StrictDevice;
 
 double rel_error(const Tensor& x, const Tensor& ref) {  // both float64 on the host
   const double* a = x.data<double>();

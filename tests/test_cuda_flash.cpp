@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/cuda_test_util.h"
 #include "autograd/ops.h"
 #include "kernels/cpu/switch_attention.h"
 #include "kernels/cuda/allocator.h"
@@ -36,12 +37,7 @@
 namespace swiattn {
 namespace {
 
-bool skip_without_device(const std::string& what) {
-  if (cuda::device_count() > 0) return false;
-  const std::string line = "SKIPPED (no CUDA device): " + what + " [" + cuda::device_description() + "]";
-  MESSAGE(line);
-  return true;
-}
+using testing::skip_without_device;
 
 struct PoisonNewBlocks {  // NaN in every fresh device block: unwritten outputs fail
   PoisonNewBlocks() { cuda::set_poison_new_blocks(true); }

@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "tests/cuda_test_util.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/switch_attention.h"
 #include "kernels/cuda/allocator.h"
@@ -28,23 +29,8 @@
 namespace swiattn {
 namespace {
 
-bool skip_without_device(const std::string& what) {
-  if (cuda::device_count() > 0) return false;
-  const std::string line = "SKIPPED (no CUDA device): " + what + " [" + cuda::device_description() + "]";
-  MESSAGE(line);
-  return true;
-}
-
-struct StrictDevice {  // poisoned new blocks, a synchronisation after every launch
-  StrictDevice() {
-    cuda::set_poison_new_blocks(true);
-    cuda::set_debug_sync(true);
-  }
-  ~StrictDevice() {
-    cuda::set_poison_new_blocks(false);
-    cuda::set_debug_sync(false);
-  }
-};
+using testing::skip_without_device;
+using testing::StrictDevice;
 
 enum class Gate { None, HardLow, HardHalf, Real };  // hard: P(1) = 0.13 or 0.5
 const char* gate_name(Gate g) {

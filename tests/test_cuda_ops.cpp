@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/cuda_test_util.h"
 #include "autograd/ops.h"
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/device.h"
@@ -40,14 +41,10 @@
 namespace swiattn {
 namespace {
 
-static_assert(kNumOps == 22, "a new op? add its rows to cuda_cases() below, then update this count");
+using testing::skip_without_device;
+using testing::StrictDevice;
 
-bool skip_without_device(const std::string& what) {
-  if (cuda::device_count() > 0) return false;
-  const std::string line = "SKIPPED (no CUDA device): " + what + " [" + cuda::device_description() + "]";
-  MESSAGE(line);
-  return true;
-}
+static_assert(kNumOps == 22, "a new op? add its rows to cuda_cases() below, then update this count");
 
 std::string thrown_message(const std::function<void()>& f) {
   try {
@@ -65,19 +62,6 @@ float float_of_bits(uint32_t u) {
   std::memcpy(&f, &u, sizeof f);
   return f;
 }
-
-// Poisoned fresh blocks (unwritten outputs read as NaN) and a synchronisation after every
-// launch (a faulting kernel is named), for the duration of a test.
-struct StrictDevice {
-  StrictDevice() {
-    cuda::set_poison_new_blocks(true);
-    cuda::set_debug_sync(true);
-  }
-  ~StrictDevice() {
-    cuda::set_poison_new_blocks(false);
-    cuda::set_debug_sync(false);
-  }
-};
 
 // ---------------------------------------------------------------------------------------------
 // GPU-free

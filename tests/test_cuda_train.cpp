@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/cuda_test_util.h"
 #include "kernels/cuda/device.h"
 #include "model/checkpoint.h"
 #include "model/router.h"
@@ -34,12 +35,7 @@
 namespace swiattn {
 namespace {
 
-bool skip_without_device(const std::string& what) {
-  if (cuda::device_count() > 0) return false;
-  const std::string line = "SKIPPED (no CUDA device): " + what + " [" + cuda::device_description() + "]";
-  MESSAGE(line);
-  return true;
-}
+using testing::skip_without_device;
 
 double max_abs_diff(const Tensor& a, const Tensor& b) {
   const std::vector<double> x = a.to_vector(), y = b.to_vector();
