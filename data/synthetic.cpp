@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <mutex>
 
 #include "tensor/tensor.h"
 
@@ -49,39 +51,124 @@ int64_t evidence_distance(const RetrievalExample& example, size_t answer) {
   return example.answers[answer].first - example.evidence[answer];
 }
 
-RetrievalExample make_passkey_example(const Tokenizer& tokenizer, const std::vector<int32_t>& filler,
-                                      int64_t length, double depth, Rng& rng) {
-  if (!(depth >= 0.0 && depth <= 1.0))
-    throw Error("make_passkey_example: depth must be in [0, 1], got " + std::to_string(depth));
-  const std::string key = std::to_string(10000 + rng.below(90000));  // 5 digits
-  const std::vector<int32_t> key_tokens = tokenizer.encode(" " + key);
-  std::vector<int32_t> needle = tokenizer.encode(" The pass key is");
-  append(needle, key_tokens);
-  append(needle, tokenizer.encode(". Remember it."));
-  append(needle, key_tokens);
-  append(needle, tokenizer.encode(" is the pass key."));
-  std::vector<int32_t> question = tokenizer.encode(" What is the pass key? The pass key is");
-  append(question, key_tokens);
+namespace {
 
-  const int64_t fixed = static_cast<int64_t>(needle.size() + question.size());
-  if (length < fixed + 1)
+// The pieces of one passkey example, key drawn: needle = " The pass key is K. Remember it. K is the
+// pass key.", question = " What is the pass key? The pass key is K".
+struct PasskeyPieces {
+  std::string key;
+  std::vector<int32_t> key_tokens, needle, question;
+  int64_t fixed() const { return static_cast<int64_t>(needle.size() + question.size()); }
+};
+
+PasskeyPieces passkey_pieces(const Tokenizer& tokenizer, uint64_t key_number) {
+  PasskeyPieces p;
+  p.key = std::to_string(10000 + key_number);  // 5 digits
+  p.key_tokens = tokenizer.encode(" " + p.key);
+  p.needle = tokenizer.encode(" The pass key is");
+  append(p.needle, p.key_tokens);
+  append(p.needle, tokenizer.encode(". Remember it."));
+  append(p.needle, p.key_tokens);
+  append(p.needle, tokenizer.encode(" is the pass key."));
+  p.question = tokenizer.encode(" What is the pass key? The pass key is");
+  append(p.question, p.key_tokens);
+  return p;
+}
+
+void check_passkey_length(const PasskeyPieces& p, int64_t length, const Tokenizer& tokenizer) {
+  if (length < p.fixed() + 1)
     throw Error("make_passkey_example: length " + std::to_string(length) + " is too short: the needle and " +
-                "the question take " + std::to_string(fixed) + " tokens with this tokenizer, so length must be >= " +
-                std::to_string(fixed + 1));
-  const int64_t filler_count = length - fixed;
-  const std::vector<int32_t> text = filler_run(filler, filler_count, rng, "make_passkey_example");
-  const int64_t before = static_cast<int64_t>(std::llround(depth * static_cast<double>(filler_count)));
+                "the question take " + std::to_string(p.fixed()) + " tokens with this key, so length must be >= " +
+                std::to_string(p.fixed() + 1) + " (>= " + std::to_string(passkey_min_length(tokenizer)) +
+                " for every key)");
+}
 
+// [filler a][needle][filler b][question], with `before` filler tokens ahead of the needle.
+RetrievalExample assemble_passkey(const PasskeyPieces& p, const std::vector<int32_t>& text, int64_t before,
+                                  int64_t length) {
   RetrievalExample ex;
   ex.tokens.reserve(static_cast<size_t>(length));
   ex.tokens.insert(ex.tokens.end(), text.begin(), text.begin() + before);
   ex.evidence.push_back(static_cast<int64_t>(ex.tokens.size()));
-  append(ex.tokens, needle);
+  append(ex.tokens, p.needle);
   ex.tokens.insert(ex.tokens.end(), text.begin() + before, text.end());
-  append(ex.tokens, question);
-  ex.answers.emplace_back(length - static_cast<int64_t>(key_tokens.size()), length);
-  ex.answer_text.push_back(key);
+  append(ex.tokens, p.question);
+  ex.answers.emplace_back(length - static_cast<int64_t>(p.key_tokens.size()), length);
+  ex.answer_text.push_back(p.key);
   return ex;
+}
+
+}  // namespace
+
+RetrievalExample make_passkey_example(const Tokenizer& tokenizer, const std::vector<int32_t>& filler,
+                                      int64_t length, double depth, Rng& rng) {
+  if (!(depth >= 0.0 && depth <= 1.0))
+    throw Error("make_passkey_example: depth must be in [0, 1], got " + std::to_string(depth));
+  const PasskeyPieces p = passkey_pieces(tokenizer, rng.below(90000));
+  check_passkey_length(p, length, tokenizer);
+  const int64_t filler_count = length - p.fixed();
+  const std::vector<int32_t> text = filler_run(filler, filler_count, rng, "make_passkey_example");
+  const int64_t before = static_cast<int64_t>(std::llround(depth * static_cast<double>(filler_count)));
+  return assemble_passkey(p, text, before, length);
+}
+
+RetrievalExample make_passkey_example_at_distance(const Tokenizer& tokenizer, const std::vector<int32_t>& filler,
+                                                  int64_t length, int64_t distance, Rng& rng) {
+  const PasskeyPieces p = passkey_pieces(tokenizer, rng.below(90000));
+  check_passkey_length(p, length, tokenizer);
+  const int64_t filler_count = length - p.fixed();
+  // distance = answer begin - needle start = (length - key) - before.
+  const int64_t before = length - static_cast<int64_t>(p.key_tokens.size()) - distance;
+  if (before < 0 || before > filler_count)
+    throw Error("make_passkey_example_at_distance: distance " + std::to_string(distance) + " is impossible at length " +
+                std::to_string(length) + " with this key: it must be in [" +
+                std::to_string(length - static_cast<int64_t>(p.key_tokens.size()) - filler_count) + ", " +
+                std::to_string(length - static_cast<int64_t>(p.key_tokens.size())) + "]");
+  const std::vector<int32_t> text = filler_run(filler, filler_count, rng, "make_passkey_example_at_distance");
+  return assemble_passkey(p, text, before, length);
+}
+
+namespace {
+struct KeyLengths {
+  int64_t min_fixed = 0, max_fixed = 0;  // needle + question tokens over all keys
+  int64_t min_key = 0, max_key = 0;      // tokens of " K" over all keys
+};
+KeyLengths key_lengths(const Tokenizer& tokenizer) {
+  static std::mutex mutex;
+  static std::vector<std::pair<std::string, KeyLengths>> cache;  // by tokenizer name
+  std::lock_guard<std::mutex> lock(mutex);
+  for (const auto& [name, lengths] : cache)
+    if (name == tokenizer.name()) return lengths;
+  const PasskeyPieces base = passkey_pieces(tokenizer, 0);
+  const int64_t without_keys = base.fixed() - 3 * static_cast<int64_t>(base.key_tokens.size());
+  KeyLengths k{std::numeric_limits<int64_t>::max(), 0, std::numeric_limits<int64_t>::max(), 0};
+  for (uint64_t n = 0; n < 90000; ++n) {
+    const int64_t key = static_cast<int64_t>(tokenizer.encode(" " + std::to_string(10000 + n)).size());
+    k.min_key = std::min(k.min_key, key);
+    k.max_key = std::max(k.max_key, key);
+  }
+  k.min_fixed = without_keys + 3 * k.min_key;
+  k.max_fixed = without_keys + 3 * k.max_key;
+  cache.emplace_back(tokenizer.name(), k);
+  return k;
+}
+}  // namespace
+
+int64_t passkey_min_length(const Tokenizer& tokenizer) { return key_lengths(tokenizer).max_fixed + 1; }
+
+std::pair<int64_t, int64_t> passkey_distance_range(const Tokenizer& tokenizer, int64_t length) {
+  const KeyLengths k = key_lengths(tokenizer);
+  // distance = length - key - before with before in [0, length - fixed]; the needle's own tokens
+  // before the answer: the smallest distance is reached with before = length - fixed.
+  const int64_t needle_and_question_without_answer_key = k.max_fixed - k.max_key;
+  return {needle_and_question_without_answer_key, length - k.max_key};
+}
+
+bool scored_answer_token(const Tokenizer& tokenizer, int32_t id) {
+  const std::string text = tokenizer.decode({id});
+  for (unsigned char c : text)
+    if (!(c == ' ' || c == '\t' || c == '\n' || c == '\r')) return true;
+  return false;
 }
 
 RetrievalExample make_mqar_example(const Tokenizer& tokenizer, const std::vector<int32_t>& filler,

@@ -53,6 +53,24 @@ RetrievalExample make_mqar_example(const Tokenizer& tokenizer, const std::vector
 // The number of distinct MQAR keys available (the size of the key word list).
 int64_t mqar_max_pairs();
 
+// The same passkey layout with the needle placed by distance instead of depth: evidence distance
+// (answer begin - needle start) == `distance` exactly. Throws Error when the distance cannot be
+// had at this length (the message gives the range) or as make_passkey_example does.
+RetrievalExample make_passkey_example_at_distance(const Tokenizer& tokenizer, const std::vector<int32_t>& filler,
+                                                  int64_t length, int64_t distance, Rng& rng);
+
+// The shortest length every passkey example fits in with this tokenizer, whatever key is drawn
+// (keys encode to different token counts with BPE): the length make_passkey_example accepts for
+// all of them. Computed once per tokenizer name over all 90,000 keys, then cached.
+int64_t passkey_min_length(const Tokenizer& tokenizer);
+// The evidence distances a passkey example of `length` can have: [min, max] (any key).
+std::pair<int64_t, int64_t> passkey_distance_range(const Tokenizer& tokenizer, int64_t length);
+
+// Whether an answer token is scored token by token (per-digit accuracy, answer NLL): every
+// answer token except those that decode to whitespace only, such as the byte tokenizer's space
+// before " 40213" (the prompt alone predicts it). Exact match still covers the whole span.
+bool scored_answer_token(const Tokenizer& tokenizer, int32_t id);
+
 // Distance in tokens from answer i's evidence to the answer's first token (answers[i].first -
 // evidence[i]): the span a model must attend across to retrieve it.
 int64_t evidence_distance(const RetrievalExample& example, size_t answer);

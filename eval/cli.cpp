@@ -1,6 +1,7 @@
 // eval/cli.cpp: the command line of `swiattn eval` (main.cpp dispatches here):
 //   swiattn eval --checkpoint DIR --out DIR [--set eval.key=value]... [--device cpu|cuda]
-//   swiattn eval table --out FILE.md NAME=EVAL_DIR [NAME=EVAL_DIR ...]
+//   swiattn eval table --out FILE.md NAME=EVAL_DIR[,EVAL_DIR...] [NAME=... ...]
+//     (several folders in one row: one per training seed, shown as mean +- std)
 #include "eval/cli.h"
 
 #include <filesystem>
@@ -18,7 +19,7 @@ namespace {
 
 int run_table_command(const std::vector<std::string>& args) {
   std::string out;
-  std::vector<std::pair<std::string, std::string>> runs;
+  std::vector<std::pair<std::string, std::vector<std::string>>> runs;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--out") {
@@ -29,8 +30,15 @@ int run_table_command(const std::vector<std::string>& args) {
     } else {
       const size_t eq = a.find('=');
       if (eq == std::string::npos || eq == 0 || eq + 1 == a.size())
-        throw UsageError("eval table: expected NAME=EVAL_DIR, got \"" + a + "\"");
-      runs.emplace_back(a.substr(0, eq), a.substr(eq + 1));
+        throw UsageError("eval table: expected NAME=EVAL_DIR[,EVAL_DIR...], got \"" + a + "\"");
+      std::vector<std::string> dirs;
+      std::string rest = a.substr(eq + 1);
+      for (size_t comma; (comma = rest.find(',')) != std::string::npos; rest = rest.substr(comma + 1))
+        dirs.push_back(rest.substr(0, comma));
+      dirs.push_back(rest);
+      for (const std::string& d : dirs)
+        if (d.empty()) throw UsageError("eval table: an empty folder name in \"" + a + "\"");
+      runs.emplace_back(a.substr(0, eq), dirs);
     }
   }
   if (out.empty()) throw UsageError("eval table needs --out FILE.md");

@@ -2,6 +2,9 @@
 // pass and the decode measurement; eval/run_evaluation.cpp assembles results.json from them.
 #include "eval/evaluate.h"
 
+#include <cmath>
+#include <limits>
+
 #include <nlohmann/json.hpp>
 
 #include "autograd/autograd.h"
@@ -52,6 +55,10 @@ void apply_eval_override(EvalConfig& c, const std::string& assignment) {
     if (!parsed || !v.is_array() || v.empty()) throw Error("--set " + key + ": expected a non-empty array of integers, e.g. [128,256]");
     c.passkey_lengths.clear();
     for (const json& x : v) c.passkey_lengths.push_back(as_int(x, key, 1));
+  } else if (k == "passkey_distances") {
+    if (!parsed || !v.is_array() || v.empty()) throw Error("--set " + key + ": expected a non-empty array of integers, e.g. [32,600]");
+    c.passkey_distances.clear();
+    for (const json& x : v) c.passkey_distances.push_back(as_int(x, key, 1));
   } else if (k == "passkey_depths") {
     if (!parsed || !v.is_array() || v.empty()) throw Error("--set " + key + ": expected a non-empty array of numbers in [0, 1]");
     c.passkey_depths.clear();
@@ -62,7 +69,7 @@ void apply_eval_override(EvalConfig& c, const std::string& assignment) {
     }
   } else {
     throw Error("--set " + key + ": unknown key; eval keys are seed, batches, batch_size, passkey_lengths, "
-                "passkey_depths, passkey_trials, mqar_length, mqar_pairs, mqar_trials, decode_tokens, threads, "
+                "passkey_depths, passkey_distances, passkey_trials, mqar_length, mqar_pairs, mqar_trials, decode_tokens, threads, "
                 "cache_dir, device");
   }
 }
@@ -70,7 +77,8 @@ void apply_eval_override(EvalConfig& c, const std::string& assignment) {
 json eval_config_to_json(const EvalConfig& c) {
   return json{{"seed", c.seed}, {"batches", c.batches}, {"batch_size", c.batch_size},
               {"passkey_lengths", c.passkey_lengths}, {"passkey_depths", c.passkey_depths},
-              {"passkey_trials", c.passkey_trials}, {"mqar_length", c.mqar_length},
+              {"passkey_trials", c.passkey_trials}, {"passkey_distances", c.passkey_distances},
+              {"mqar_length", c.mqar_length},
               {"mqar_pairs", c.mqar_pairs}, {"mqar_trials", c.mqar_trials},
               {"decode_tokens", c.decode_tokens}, {"threads", c.threads}, {"cache_dir", c.cache_dir},
               {"device", c.device}};
@@ -118,6 +126,12 @@ Predictor model_predictor(const Transformer& model) {
       for (int32_t i = 1; i < static_cast<int32_t>(v.size()); ++i)
         if (v[static_cast<size_t>(i)] > v[static_cast<size_t>(best)]) best = i;
       p.argmax.push_back(best);
+      // -log softmax(v)[next token] = logsumexp(v) - v[next], in double.
+      double lse = 0.0;
+      for (double x : v) lse += std::exp(x - v[static_cast<size_t>(best)]);
+      lse = v[static_cast<size_t>(best)] + std::log(lse);
+      p.nll.push_back(t + 1 < n ? lse - v[static_cast<size_t>(tokens[static_cast<size_t>(t + 1)])]
+                                : std::numeric_limits<double>::quiet_NaN());
     }
     p.routes = routes_of(model, f.routing, 0, n);
     return p;

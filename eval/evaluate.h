@@ -27,9 +27,11 @@ struct EvalConfig {
   int64_t batch_size = 4;                // rows per held-out batch
   std::vector<int64_t> passkey_lengths;  // empty: {T/4, T/2, T}, those long enough for the needle
   std::vector<double> passkey_depths = {0.0, 0.25, 0.5, 0.75, 1.0};
-  int64_t passkey_trials = 4;            // examples per (length, depth) cell
+  int64_t passkey_trials = 4;            // examples per (length, depth) cell and per distance
+  std::vector<int64_t> passkey_distances; // empty: default_passkey_distances at T (eval/retrieval.h)
   int64_t mqar_length = 0;               // 0: T
-  int64_t mqar_pairs = 0;                // 0: as many as fill about half of mqar_length (1..16)
+  int64_t mqar_pairs = 0;                // 0: the checkpoint's data.mqar_pairs when it trained on MQAR rows,
+                                         //    else as many as fill about half of mqar_length (1..16)
   int64_t mqar_trials = 8;               // MQAR examples
   int64_t decode_tokens = 0;             // 0: T; real-text tokens fed through the decode path
   int64_t threads = 0;                   // OpenMP threads; 0 = all cores
@@ -78,7 +80,8 @@ nlohmann::json run_evaluation(const std::string& checkpoint, const std::string& 
 std::vector<std::string> write_report(const nlohmann::json& results, const std::string& out_dir);
 
 // eval/table.cpp: `swiattn eval table`: the reproduction table of several evaluations.
-// runs: (method name, eval output dir) in row order; one must be named FullAttn.
-std::string reproduction_table(const std::vector<std::pair<std::string, std::string>>& runs);
+// rows: (method name, its eval output dirs: one per training seed) in row order; one row must be
+// named FullAttn. Refuses evaluations whose measured-number knobs differ (naming the knob).
+std::string reproduction_table(const std::vector<std::pair<std::string, std::vector<std::string>>>& rows);
 
 }  // namespace swiattn

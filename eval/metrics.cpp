@@ -46,6 +46,55 @@ bool span_predicted(const std::vector<int32_t>& tokens, std::pair<int64_t, int64
   return true;
 }
 
+AnswerScore score_answer(const std::vector<int32_t>& tokens, std::pair<int64_t, int64_t> span,
+                         const std::vector<int32_t>& argmax, const std::vector<double>& nll,
+                         const std::vector<uint8_t>& scored) {
+  const auto [begin, end] = span;
+  const size_t n = static_cast<size_t>(end - begin);
+  AnswerScore s;
+  s.exact = span_predicted(tokens, span, argmax);  // checks the span and argmax's size
+  if (scored.size() != n)
+    throw Error("score_answer: " + std::to_string(scored.size()) + " scored flags for a span of " + std::to_string(n) +
+                " tokens");
+  if (!nll.empty() && nll.size() != n)
+    throw Error("score_answer: " + std::to_string(nll.size()) + " NLL values for a span of " + std::to_string(n) +
+                " tokens");
+  if (nll.empty()) s.nll_sum = kNaN;
+  for (size_t i = 0; i < n; ++i) {
+    if (!scored[i]) continue;
+    s.scored_tokens += 1;
+    s.correct_tokens += argmax[i] == tokens[static_cast<size_t>(begin) + i];
+    if (!nll.empty()) s.nll_sum += nll[i];
+  }
+  return s;
+}
+
+void AnswerTally::add(const AnswerScore& s) {
+  answers += 1;
+  exact += s.exact;
+  scored_tokens += s.scored_tokens;
+  correct_tokens += s.correct_tokens;
+  nll_sum += s.nll_sum;
+}
+
+void AnswerTally::add(const AnswerTally& t) {
+  answers += t.answers;
+  exact += t.exact;
+  scored_tokens += t.scored_tokens;
+  correct_tokens += t.correct_tokens;
+  nll_sum += t.nll_sum;
+}
+
+double AnswerTally::exact_accuracy() const {
+  return answers > 0 ? static_cast<double>(exact) / static_cast<double>(answers) : kNaN;
+}
+double AnswerTally::token_accuracy() const {
+  return scored_tokens > 0 ? static_cast<double>(correct_tokens) / static_cast<double>(scored_tokens) : kNaN;
+}
+double AnswerTally::mean_nll() const {
+  return scored_tokens > 0 ? nll_sum / static_cast<double>(scored_tokens) : kNaN;
+}
+
 // ---- routing ----
 
 double full_attention_ratio(const Routes& routes, const std::vector<int64_t>& positions) {

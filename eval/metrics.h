@@ -24,6 +24,10 @@ using Routes = std::vector<std::vector<uint8_t>>;  // (L, T), 1 = FA
 struct Prediction {
   std::vector<int32_t> argmax;  // (P) argmax of the logits at positions[p]
   Routes routes;                // (L, T); may have 0 layers (then no routing numbers)
+  // (P) -log p(tokens[positions[p] + 1]) under the model (nats); empty when the predictor gives
+  // no probabilities (then every answer NLL is NaN). A position whose next token lies past the
+  // sequence has NaN.
+  std::vector<double> nll;
 };
 // tokens (T) and the positions whose argmax is needed -> Prediction.
 using Predictor = std::function<Prediction(const std::vector<int32_t>& tokens,
@@ -37,6 +41,33 @@ std::vector<int64_t> predicting_positions(std::pair<int64_t, int64_t> span);
 // predictions at predicting_positions(span), in order. Throws on size mismatches or begin < 1.
 bool span_predicted(const std::vector<int32_t>& tokens, std::pair<int64_t, int64_t> span,
                     const std::vector<int32_t>& argmax);
+
+// One answer span's score: exact match over the whole span (span_predicted), and per token over
+// its scored tokens (the digits; data/synthetic.h scored_answer_token): how many the argmax gets
+// right and their summed NLL. A model that gets 3 of a key's 5 digits scores 3 of 5 per token
+// and not exact.
+struct AnswerScore {
+  bool exact = false;
+  int64_t scored_tokens = 0;
+  int64_t correct_tokens = 0;
+  double nll_sum = 0.0;  // NaN when the predictor gives no NLL
+};
+// argmax and nll hold the predictions at predicting_positions(span), in order (nll may be empty);
+// scored has one flag per token of the span (1 = scored per token).
+AnswerScore score_answer(const std::vector<int32_t>& tokens, std::pair<int64_t, int64_t> span,
+                         const std::vector<int32_t>& argmax, const std::vector<double>& nll,
+                         const std::vector<uint8_t>& scored);
+
+// Sums of AnswerScores: exact-match accuracy, per-token (per-digit) accuracy, mean answer NLL.
+struct AnswerTally {
+  int64_t answers = 0, exact = 0, scored_tokens = 0, correct_tokens = 0;
+  double nll_sum = 0.0;
+  void add(const AnswerScore& s);
+  void add(const AnswerTally& t);
+  double exact_accuracy() const;  // exact / answers; NaN when there are no answers
+  double token_accuracy() const;  // correct_tokens / scored_tokens; NaN when none
+  double mean_nll() const;        // nll_sum / scored_tokens, nats per scored token; NaN when none
+};
 
 // ---- routing ----
 

@@ -101,11 +101,36 @@ std::vector<std::string> write_report(const json& r, const std::string& out_dir)
        svg_heatmap({"Full-attention ratio at the passkey answer" + wtag, "needle depth", "context length (tokens)"},
                    rows, cols, fa, 0.0, 1.0));
 
-  // Passkey FA ratio at the answer, needle inside / beyond the window (Fig. 6).
-  save("passkey_fa_ratio.svg",
-       svg_bar_chart({"Full-attention ratio at the passkey answer", "needle position", "full-attention ratio"},
-                     {"inside window", "beyond window"},
-                     {num(pk["answer_fa_ratio_inside"]), num(pk["answer_fa_ratio_beyond"])}, 0.0, 1.0));
+  // Passkey at controlled distances (at T): accuracy against distance, and the FA ratio at the
+  // answer per layer, needle inside / beyond the window (the paper's Fig. 6).
+  const json& pd = r.contains("passkey_by_distance") ? r["passkey_by_distance"] : json::object();
+  if (pd.contains("rows")) {
+    LineSeries exact{"exact match", {}, {}}, digit{"per digit", {}, {}}, window{"window W", {}, {}, true};
+    for (const json& row : pd["rows"]) {
+      exact.x.push_back(num(row["distance"]));
+      exact.y.push_back(num(row["exact_accuracy"]));
+      digit.x.push_back(num(row["distance"]));
+      digit.y.push_back(num(row["per_digit_accuracy"]));
+    }
+    window.x = {static_cast<double>(W), static_cast<double>(W)};
+    window.y = {0.0, 1.0};
+    save("passkey_by_distance.svg",
+         svg_line_plot({"Passkey accuracy by needle distance (length " + std::to_string(T) + ", W = " +
+                            std::to_string(W) + ")", "needle distance (tokens)", "accuracy"},
+                       {exact, digit, window}, false, 0.0, 1.0));
+    std::vector<std::string> layers;
+    std::vector<std::vector<double>> fa(2);
+    const json& inside = pd["answer_fa_ratio_inside_per_layer"];
+    const json& beyond = pd["answer_fa_ratio_beyond_per_layer"];
+    for (size_t l = 0; l < r["layer_types"].size(); ++l) {
+      layers.push_back(std::to_string(l));
+      fa[0].push_back(l < inside.size() ? num(inside[l]) : kNaN);
+      fa[1].push_back(l < beyond.size() ? num(beyond[l]) : kNaN);
+    }
+    save("passkey_fa_ratio.svg",
+         svg_grouped_bar_chart({"Full-attention ratio at the passkey answer, per layer", "layer", "full-attention ratio"},
+                               layers, {"needle inside the window", "needle beyond the window"}, fa, 0.0, 1.0));
+  }
 
   // Routing: FA ratio per layer (Fig. 5) and by position.
   const json& routing = r["routing"];
@@ -173,8 +198,18 @@ std::vector<std::string> write_report(const json& r, const std::string& out_dir)
      << "| passkey accuracy, needle beyond the window | " << fmt(num(pk["beyond_window_accuracy"]), 3) << " ("
      << pk["beyond_window_trials"].get<int64_t>() << " trials) |\n"
      << "| passkey accuracy, needle inside the window | " << fmt(num(pk["inside_window_accuracy"]), 3) << " |\n"
+     << "| passkey at length " << T << ", needle beyond the window: exact / per digit / answer NLL | "
+     << fmt(num(pd.value("beyond_window", json::object()).value("exact_accuracy", json())), 3) << " / "
+     << fmt(num(pd.value("beyond_window", json::object()).value("per_digit_accuracy", json())), 3) << " / "
+     << fmt(num(pd.value("beyond_window", json::object()).value("answer_nll", json())), 3) << " |\n"
+     << "| passkey at length " << T << ", needle inside the window: exact / per digit / answer NLL | "
+     << fmt(num(pd.value("inside_window", json::object()).value("exact_accuracy", json())), 3) << " / "
+     << fmt(num(pd.value("inside_window", json::object()).value("per_digit_accuracy", json())), 3) << " / "
+     << fmt(num(pd.value("inside_window", json::object()).value("answer_nll", json())), 3) << " |\n"
      << "| MQAR accuracy (" << mq["pairs"].get<int64_t>() << " pairs, " << mq["answers"].get<int64_t>()
      << " answers) | " << fmt(num(mq["accuracy"]), 3) << " |\n"
+     << "| MQAR per digit / answer NLL | " << fmt(num(mq.value("all", json::object()).value("per_digit_accuracy", json())), 3)
+     << " / " << fmt(num(mq.value("all", json::object()).value("answer_nll", json())), 3) << " |\n"
      << "| MQAR accuracy beyond the window | " << fmt(num(mq["beyond_window_accuracy"]), 3) << " |\n"
      << "| full-attention ratio (all positions) | " << fmt(num(routing["fa_ratio"]), 3) << " |\n"
      << "| full-attention ratio (t >= W) | " << fmt(num(routing["fa_ratio_beyond_window"]), 3) << " |\n"
@@ -186,7 +221,17 @@ std::vector<std::string> write_report(const json& r, const std::string& out_dir)
      << fmt(num(dec["relative_to_full_attention"]), 3) << " x) |\n\n";
   md << "## Held-out loss by position\n\n![loss by position](loss_by_position.svg)\n\n| positions | tokens | loss |\n|---|---|---|\n";
   for (const json& b : held["buckets"]) md << "| " << bucket_label(b) << " | " << fmt(num(b["tokens"]), 0) << " | " << fmt(num(b["loss"])) << " |\n";
-  md << "\n## Passkey retrieval\n\n![passkey](passkey.svg)\n\n![fa ratio at the answer](passkey_fa_ratio.svg)\n\n"
+  if (pd.contains("rows")) {
+    md << "\n## Passkey by needle distance (length " << T << ")\n\n![passkey by distance](passkey_by_distance.svg)\n\n"
+       << "![fa ratio at the answer per layer](passkey_fa_ratio.svg)\n\n"
+       << "| distance | beyond W | trials | exact | per digit | answer NLL | FA ratio at answer |\n|---|---|---|---|---|---|---|\n";
+    for (const json& row : pd["rows"])
+      md << "| " << row["distance"].get<int64_t>() << " | " << (row["beyond_window"].get<bool>() ? "yes" : "no") << " | "
+         << row["trials"].get<int64_t>() << " | " << fmt(num(row["exact_accuracy"]), 3) << " | "
+         << fmt(num(row["per_digit_accuracy"]), 3) << " | " << fmt(num(row["answer_nll"]), 3) << " | "
+         << fmt(num(row["answer_fa_ratio"]), 3) << " |\n";
+  }
+  md << "\n## Passkey retrieval (length x depth)\n\n![passkey](passkey.svg)\n\n"
      << "![fa ratio at the answer per cell](passkey_answer_fa_ratio.svg)\n\n"
      << "| length | depth | accuracy | mean distance | beyond W | FA ratio at answer (inside / beyond) |\n|---|---|---|---|---|---|\n";
   for (const json& c : pk["cells"])

@@ -61,6 +61,12 @@ std::string resolve_checkpoint(const std::string& dir) {
               "/checkpoint/model.safetensors, as swiattn train writes)");
 }
 
+// exact / per-digit accuracy and answer NLL of a tally, with its counts.
+json tally_json(const AnswerTally& t) {
+  return {{"answers", t.answers}, {"exact_accuracy", t.exact_accuracy()}, {"per_digit_accuracy", t.token_accuracy()},
+          {"answer_nll", t.mean_nll()}, {"scored_tokens", t.scored_tokens}};
+}
+
 json bucket_json(const std::vector<Bucket>& buckets, const char* count_name, const char* mean_name) {
   json a = json::array();
   for (const Bucket& b : buckets)
@@ -230,14 +236,15 @@ json run_evaluation(const std::string& checkpoint_arg, const std::string& out_di
   if (!ec.passkey_lengths.empty()) {
     ps.lengths = ec.passkey_lengths;
   } else {
+    // A length is used when every key fits (BPE keys differ in token count: passkey_min_length).
+    const int64_t min_length = passkey_min_length(*tokenizer);
     for (int64_t len : {T / 4, T / 2, T}) {
-      Rng probe(0);
-      try {
-        make_passkey_example(*tokenizer, val_tokens, len, 0.0, probe);
+      if (len >= min_length) {
         if (ps.lengths.empty() || ps.lengths.back() != len) ps.lengths.push_back(len);
-      } catch (const Error& e) {
+      } else {
         skipped.push_back(len);
-        log << "  passkey length " << len << " skipped: " << e.what() << "\n";
+        log << "  passkey length " << len << " skipped: shorter than the " << min_length
+            << " tokens a passkey example needs with the " << tokenizer->name() << " tokenizer\n";
       }
     }
     if (ps.lengths.empty()) throw Error("eval: no passkey length fits the needle at T = " + std::to_string(T) + " (set eval.passkey_lengths)");
@@ -256,17 +263,42 @@ json run_evaluation(const std::string& checkpoint_arg, const std::string& out_di
                      {"answer_fa_ratio", (c.answer_fa_inside_sum + c.answer_fa_beyond_sum) / static_cast<double>(c.trials)},
                      {"answer_fa_ratio_inside", inside > 0 ? c.answer_fa_inside_sum / inside : kNaN},
                      {"answer_fa_ratio_beyond", beyond > 0 ? c.answer_fa_beyond_sum / beyond : kNaN},
-                     {"fa_ratio_all_positions", c.all_fa_sum / static_cast<double>(c.trials)}});
+                     {"fa_ratio_all_positions", c.all_fa_sum / static_cast<double>(c.trials)},
+                     {"per_digit_accuracy", c.tally.token_accuracy()}, {"answer_nll", c.tally.mean_nll()}});
   }
   r["passkey"] = {{"lengths", ps.lengths}, {"lengths_skipped", skipped}, {"depths", ps.depths},
                   {"trials_per_cell", ps.trials}, {"trials", pk.trials}, {"correct", pk.correct},
                   {"accuracy", pk.accuracy()}, {"beyond_window_trials", pk.beyond_trials},
                   {"beyond_window_accuracy", pk.beyond_accuracy()}, {"inside_window_accuracy", pk.inside_accuracy()},
                   {"answer_fa_ratio_inside", pk.answer_fa_inside}, {"answer_fa_ratio_beyond", pk.answer_fa_beyond},
+                  {"inside_window", tally_json(pk.inside)}, {"beyond_window", tally_json(pk.beyond)},
                   {"cells", cells}};
   log << "  passkey accuracy " << std::setprecision(3) << pk.accuracy() << " (beyond the window "
       << pk.beyond_accuracy() << " of " << pk.beyond_trials << "; inside " << pk.inside_accuracy() << ") ("
       << std::setprecision(1) << seconds_since(t0) << " s)\n" << std::flush;
+
+  // ---- passkey at controlled distances, at the trained length T (the headline numbers, Fig. 6) ----
+  t0 = std::chrono::steady_clock::now();
+  PasskeyDistanceSettings pd;
+  pd.length = T;
+  pd.distances = ec.passkey_distances.empty() ? default_passkey_distances(*tokenizer, T, W) : ec.passkey_distances;
+  pd.trials = ec.passkey_trials;
+  pd.window = W;
+  pd.seed = derive_seed(ec.seed, 3);
+  if (pd.distances.empty())
+    throw Error("eval: no passkey distance fits at T = " + std::to_string(T) + " (set eval.passkey_distances)");
+  const PasskeyDistanceResult pdr = evaluate_passkey_by_distance(predict, *tokenizer, val_tokens, pd, &log);
+  json distance_rows = json::array();
+  for (const PasskeyDistanceRow& row : pdr.rows)
+    distance_rows.push_back({{"distance", row.distance}, {"beyond_window", row.beyond}, {"trials", row.tally.answers},
+                             {"exact_accuracy", row.tally.exact_accuracy()},
+                             {"per_digit_accuracy", row.tally.token_accuracy()}, {"answer_nll", row.tally.mean_nll()},
+                             {"answer_fa_ratio", row.answer_fa}, {"answer_fa_ratio_per_layer", row.answer_fa_per_layer}});
+  r["passkey_by_distance"] = {{"length", T}, {"distances", pd.distances}, {"trials_per_distance", pd.trials},
+                              {"inside_window", tally_json(pdr.inside)}, {"beyond_window", tally_json(pdr.beyond)},
+                              {"answer_fa_ratio_inside_per_layer", pdr.answer_fa_inside_per_layer},
+                              {"answer_fa_ratio_beyond_per_layer", pdr.answer_fa_beyond_per_layer},
+                              {"rows", distance_rows}};
 
   // ---- MQAR ----
   MqarSettings ms;
@@ -276,7 +308,9 @@ json run_evaluation(const std::string& checkpoint_arg, const std::string& out_di
   ms.seed = derive_seed(ec.seed, 2);
   ms.distance_edges = power_of_two_edges(ms.length);
   ms.pairs = ec.mqar_pairs;
-  if (ms.pairs == 0) {  // as many pairs as fill about half the example (pair + query ~ 2 queries)
+  if (ms.pairs == 0 && run.data.synthetic_fraction > 0 && run.data.mqar_weight > 0) {
+    ms.pairs = run.data.mqar_pairs;  // what the checkpoint was trained on
+  } else if (ms.pairs == 0) {  // as many pairs as fill about half the example (pair + query ~ 2 queries)
     const int64_t per_pair = 2 * static_cast<int64_t>(tokenizer->encode(" The code for apple is 1234").size()) + 1;
     ms.pairs = std::clamp<int64_t>(ms.length / 2 / per_pair, 1, 16);
   }
@@ -286,7 +320,11 @@ json run_evaluation(const std::string& checkpoint_arg, const std::string& out_di
   json by_distance = bucket_json(mq.by_distance, "answers", "accuracy");
   r["mqar"] = {{"length", ms.length}, {"pairs", ms.pairs}, {"trials", ms.trials}, {"answers", mq.correct.size()},
                {"accuracy", mq.accuracy()}, {"beyond_window_accuracy", mq.beyond_accuracy(W)},
-               {"by_distance", by_distance}};
+               {"pairs_source", ec.mqar_pairs > 0 ? "eval.mqar_pairs"
+                                : run.data.synthetic_fraction > 0 && run.data.mqar_weight > 0 ? "data.mqar_pairs of the checkpoint's run"
+                                                                                              : "half the example"},
+               {"all", tally_json(mq.all)}, {"inside_window", tally_json(mq.inside)},
+               {"beyond_window", tally_json(mq.beyond)}, {"by_distance", by_distance}};
 
   r["wall_seconds"] = seconds_since(start);
   std::filesystem::create_directories(out_dir);

@@ -209,6 +209,48 @@ std::string svg_bar_chart(const PlotLabels& labels, const std::vector<std::strin
   return s.str();
 }
 
+std::string svg_grouped_bar_chart(const PlotLabels& labels, const std::vector<std::string>& group_labels,
+                                  const std::vector<std::string>& series_names,
+                                  const std::vector<std::vector<double>>& values, double y_min, double y_max) {
+  if (values.size() != series_names.size()) throw Error("svg_grouped_bar_chart: series names and values differ in count");
+  std::vector<double> all;
+  for (const auto& v : values) {
+    if (v.size() != group_labels.size()) throw Error("svg_grouped_bar_chart: a series' length differs from the groups");
+    all.insert(all.end(), v.begin(), v.end());
+  }
+  y_range(all, y_min, y_max);
+  auto Y = [&](double y) { return kTop + kPlotH - kPlotH * (std::clamp(y, y_min, y_max) - y_min) / (y_max - y_min); };
+  std::ostringstream s;
+  s << header(labels) << y_axis(y_min, y_max) << x_axis_line();
+  const double slot = kPlotW / static_cast<double>(std::max<size_t>(group_labels.size(), 1));
+  const double bar = slot * 0.8 / static_cast<double>(std::max<size_t>(values.size(), 1));
+  for (size_t g = 0; g < group_labels.size(); ++g) {
+    const double x0 = kLeft + slot * static_cast<double>(g);
+    s << "<text x=\"" << px(x0 + slot / 2) << "\" y=\"" << kTop + kPlotH + 18 << "\" text-anchor=\"middle\">"
+      << xml_escape(group_labels[g]) << "</text>\n";
+    for (size_t k = 0; k < values.size(); ++k) {
+      const double x = x0 + slot * 0.1 + bar * static_cast<double>(k), v = values[k][g];
+      if (std::isnan(v)) {
+        s << "<text x=\"" << px(x + bar / 2) << "\" y=\"" << px(kTop + kPlotH - 4)
+          << "\" text-anchor=\"middle\" font-size=\"9\" fill=\"#777777\">n/a</text>\n";
+        continue;
+      }
+      const double top = Y(v), base = Y(std::max(y_min, 0.0));
+      s << "<rect class=\"bar\" x=\"" << px(x) << "\" y=\"" << px(std::min(top, base)) << "\" width=\""
+        << px(bar * 0.92) << "\" height=\"" << px(std::abs(base - top)) << "\" fill=\"" << kColors[k % 10]
+        << "\"><title>" << xml_escape(series_names[k] + ", " + group_labels[g]) << ": " << num(v) << "</title></rect>\n";
+    }
+  }
+  for (size_t k = 0; k < series_names.size(); ++k) {
+    const double ly = kTop + 10 + 18 * static_cast<double>(k);
+    s << "<rect x=\"" << kWidth - kRight + 12 << "\" y=\"" << px(ly - 6) << "\" width=\"24\" height=\"12\" fill=\""
+      << kColors[k % 10] << "\"/>\n<text x=\"" << kWidth - kRight + 42 << "\" y=\"" << px(ly + 4) << "\">"
+      << xml_escape(series_names[k]) << "</text>\n";
+  }
+  s << "</svg>\n";
+  return s.str();
+}
+
 std::string svg_heatmap(const PlotLabels& labels, const std::vector<std::string>& row_labels,
                         const std::vector<std::string>& col_labels,
                         const std::vector<std::vector<double>>& values, double v_min, double v_max) {

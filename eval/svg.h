@@ -32,6 +32,13 @@ std::string svg_line_plot(const PlotLabels& labels, const std::vector<LineSeries
 std::string svg_bar_chart(const PlotLabels& labels, const std::vector<std::string>& bar_labels,
                           const std::vector<double>& values, double y_min = 0.0, double y_max = 0.0);
 
+// Groups of bars: one group per label, one bar per series in each group (values[series][group]),
+// a legend naming the series. NaN bars are drawn as an "n/a" mark, not as zero.
+std::string svg_grouped_bar_chart(const PlotLabels& labels, const std::vector<std::string>& group_labels,
+                                  const std::vector<std::string>& series_names,
+                                  const std::vector<std::vector<double>>& values, double y_min = 0.0,
+                                  double y_max = 0.0);
+
 // values[r][c], rows drawn top to bottom; each cell coloured on a white -> blue scale over
 // [v_min, v_max] and printed with two decimals.
 std::string svg_heatmap(const PlotLabels& labels, const std::vector<std::string>& row_labels,

@@ -103,13 +103,23 @@ Var Transformer::attention_block(const TransformerLayer& layer, int64_t l, const
     const Var router_input = c.router_input == "normed" ? u : to_compute(x);
     const RouterDecision r = route_tokens(c.router_detach_input ? stop_gradient(router_input) : router_input,
                                           layer.attn.router_weight, layer.attn.router_bias, c.router_threshold);
-    LayerRouting record{l, r.logit, r.route, Tensor()};
+    LayerRouting record{l, r.logit, r.route, Tensor(), router_input.value()};
     o = switch_attention(q, k, v, layer.window, r.gate, measure_branches ? &record.branch_diff_sq : nullptr);
     routing.push_back(record);
   } else {
     o = attention(q, k, v, layer.window);
   }
   return to_residual(matmul(merge_heads(o), layer.attn.o_proj, false, true));           // (B, T, C)
+}
+
+Tensor Transformer::router_logits(int64_t l, const Tensor& input) const {
+  if (l < 0 || l >= static_cast<int64_t>(layers_.size()) || layers_[static_cast<size_t>(l)].type != "switch")
+    throw Error("router_logits: layer " + std::to_string(l) + " is not a switch layer");
+  const TransformerLayer& layer = layers_[static_cast<size_t>(l)];
+  NoGradGuard no_grad;
+  return route_tokens(Var(input), compute_weight(layer.attn.router_weight), compute_weight(layer.attn.router_bias),
+                      config_.router_threshold)
+      .logit.value();
 }
 
 Var Transformer::mlp_block(const TransformerLayer& layer, const Var& x) const {

@@ -55,6 +55,7 @@ struct LayerRouting {
   Var logit;              // s_t (B, T), in the graph: the regulariser differentiates it
   Tensor route;           // m_t (B, T), 1 = full attention
   Tensor branch_diff_sq;  // ||O_FULL_t - O_SWA_t||^2 (B, T), detached; undefined if not measured
+  Tensor input;           // the router's input (B, T, C) (u_t or x_t, compute dtype), for router_logits
 };
 
 struct ForwardResult {
@@ -106,6 +107,12 @@ class Transformer {
   // Every trainable tensor, each named for what it is ("layers.3.attn.q_proj.weight").
   const std::vector<Var>& parameters() const { return parameters_; }
   int64_t parameter_count() const;
+
+  // Switch layer `layer`'s router logits s_t = w_r . input_t + b_r (B, T) for a router input
+  // (B, T, C) recorded by a forward (LayerRouting::input), with the current weights, computed as
+  // the forward computes them (compute dtype). The target-ratio controller re-scores a step's
+  // tokens with it after the optimizer step (train/regularizer.h).
+  Tensor router_logits(int64_t layer, const Tensor& input) const;
 
   // The SwiGLU MLP block of one layer, (B, T, C) -> (B, T, C) (also used by model/decode.cpp).
   Var mlp_block(const TransformerLayer& layer, const Var& x) const;

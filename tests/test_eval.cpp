@@ -387,25 +387,52 @@ TEST_CASE("eval: end to end on a tiny checkpoint, then the table") {
   CHECK(contains(read_whole_file(out + "/report.md", "test"), "![passkey](passkey.svg)"));
   CHECK(contains(read_whole_file(out + "/decode_keys_read.svg", "test"), "data-name=\"FullAttn\""));
 
+  // The passkey distance sweep at T: no distance fits inside the 16-token window at T = 128 (the
+  // byte needle alone is longer), five beyond it.
+  CHECK(r["passkey_by_distance"]["inside_window"]["answers"] == 0);
+  CHECK(r["passkey_by_distance"]["inside_window"]["exact_accuracy"].is_null());  // n/a, not 0
+  CHECK(r["passkey_by_distance"]["beyond_window"]["answers"] == 5);
+  CHECK(r["passkey_by_distance"]["answer_fa_ratio_beyond_per_layer"].size() == 2);
+  CHECK(r["passkey_by_distance"]["answer_fa_ratio_beyond_per_layer"][1] == 1.0);  // the full layer
+  CHECK(r["mqar"]["all"]["scored_tokens"] == 2 * 4);  // 2 trials x 1 pair x 4 digits
+  CHECK(r["mqar"]["all"]["answer_nll"].get<double>() > 0.0);
+
   // The table: relative columns against the FullAttn row (here the same run: exactly 1).
   const std::string table_file = dir.file("table.md");
   REQUIRE(run_eval_command({"table", "--out", table_file, "FullAttn=" + out, "SwiAttn=" + out}) == 0);
   const std::string table = read_whole_file(table_file, "test");
-  CHECK(contains(table, "| FullAttn |"));
+  CHECK(contains(table, "| FullAttn | 1 |"));
   CHECK(contains(table, "| 1.000 | 1.000 |"));
   // A second run whose prefill FLOPs are a quarter and decode reads half of FullAttn's.
   nlohmann::json half = r;
   half["efficiency"]["prefill"]["attention_flops_total"] = r["efficiency"]["prefill"]["attention_flops_total"].get<double>() / 4;
   half["efficiency"]["decode"]["mean_keys_read_measured"] = r["efficiency"]["decode"]["mean_keys_read_measured"].get<double>() / 2;
-  half["passkey"]["beyond_window_accuracy"] = nullptr;  // no trial beyond the window: n/a, not 0
+  half["passkey_by_distance"]["beyond_window"]["exact_accuracy"] = nullptr;  // n/a, not 0
+  half["mqar"]["all"]["exact_accuracy"] = 0.0;
+  half["routing"]["fa_ratio"] = 0.5;
   std::filesystem::create_directories(dir.file("half"));
   testing::write_bytes(dir.file("half") + "/results.json", half.dump());
-  const std::string table2 = reproduction_table({{"FullAttn", out}, {"Half", dir.file("half")}});
-  CHECK(contains(table2, "| n/a | 0.000 | "));  // passkey beyond W n/a, MQAR 0
-  CHECK(contains(table2, "| 0.250 | 0.500 |"));
+  const std::string table2 = reproduction_table({{"FullAttn", {out}}, {"Half", {dir.file("half")}}});
+  CHECK(contains(table2, "| Half | 1 | "));
+  CHECK(contains(table2, "| 0.500 | 0.250 | 0.500 |"));  // FA ratio, prefill and decode vs FullAttn
+  // Seeds: two runs in one row give mean +- sample std (0.5 and 1.0: 0.750 +- 0.354).
+  const std::string table3 = reproduction_table({{"FullAttn", {out}}, {"Half", {dir.file("half"), out}}});
+  CHECK(contains(table3, "| Half | 2 | "));
+  CHECK(contains(table3, "| 0.750 ± 0.354 |"));
+  // Evaluations whose knobs change the numbers compared are refused, naming the knob.
+  nlohmann::json other = r;
+  other["eval_config"]["decode_tokens"] = 64;
+  std::filesystem::create_directories(dir.file("other"));
+  testing::write_bytes(dir.file("other") + "/results.json", other.dump());
+  CHECK(contains(error_of([&] { reproduction_table({{"FullAttn", {out}}, {"Other", {dir.file("other")}}}); }),
+                 "eval.decode_tokens is 64"));
+  other = r;
+  other["eval_config"]["threads"] = 7;  // where and how fast it ran: may differ
+  testing::write_bytes(dir.file("other") + "/results.json", other.dump());
+  CHECK_NOTHROW(reproduction_table({{"FullAttn", {out}}, {"Other", {dir.file("other")}}}));
   half["seq_len"] = 64;
   testing::write_bytes(dir.file("half") + "/results.json", half.dump());
-  CHECK(contains(error_of([&] { reproduction_table({{"FullAttn", out}, {"Half", dir.file("half")}}); }),
+  CHECK(contains(error_of([&] { reproduction_table({{"FullAttn", {out}}, {"Half", {dir.file("half")}}}); }),
                  "not comparable"));
   CHECK(contains(error_of([&] { run_eval_command({"table", "--out", table_file, "SwiAttn=" + out}); }),
                  "no row named FullAttn"));

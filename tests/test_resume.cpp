@@ -39,7 +39,7 @@ const char* kTinyRun = R"({
             "eval_interval": 6, "eval_batches": 1, "sample_tokens": 0, "checkpoint_interval": 4,
             "threads": 2},
   "data": {"corpus": "moby-dick"},
-  "reg": {"target_ratio": 0.3, "gamma_base": 0.01}
+  "reg": {"controller": "bias", "target_ratio": 0.3, "gamma_base": 0.01}
 })";
 
 struct Scratch {
@@ -122,6 +122,32 @@ TEST_CASE("reliability: with the synthetic training mixture on, a killed and res
   CHECK(read_bytes(s.dir / "a/checkpoint/model.safetensors") == read_bytes(s.dir / "b/checkpoint/model.safetensors"));
   // The mixture changes the batches: the same run without it has other losses.
   REQUIRE(run_cli("", config + " --set data.synthetic_fraction=0 --out " + (s.dir / "c").string(), s.dir / "c.log") == 0);
+  CHECK(losses(s.dir / "c") != la);
+}
+
+TEST_CASE("reliability: a context curriculum resumes bit-exactly inside a stage and across a stage change") {
+  Scratch s;
+  const std::string config = "train --config " + (s.dir / "tiny.json").string() +
+                             " --set 'train.curriculum=[{\"steps\":6,\"seq_len\":16,\"batch_size\":3},"
+                             "{\"steps\":6,\"seq_len\":24}]'";
+  REQUIRE(run_cli("", config + " --out " + (s.dir / "a").string(), s.dir / "a.log") == 0);
+  CHECK(read_bytes(s.dir / "a.log").find("curriculum stage 2/2 from step 6: 2 x 24 tokens per step") != std::string::npos);
+  const auto la = losses(s.dir / "a");
+  REQUIRE(la.size() == 12);
+  // Tokens trained: 6 steps of 3 x 16, then 6 of 2 x 24.
+  CHECK(read_trainer_state((s.dir / "a/checkpoint").string())["tokens_trained"] == 6 * 48 + 6 * 48);
+  for (const int kill_at : {4, 8}) {  // inside stage 1 (resumes across the change), inside stage 2
+    CAPTURE(kill_at);
+    const fs::path b = s.dir / ("b" + std::to_string(kill_at));
+    CHECK(run_cli("SWIATTN_TEST_KILL_AT=after-save:" + std::to_string(kill_at), config + " --out " + b.string(),
+                  s.dir / "b.log") == 128 + SIGKILL);
+    REQUIRE(run_cli("", "train --resume " + b.string(), s.dir / "b2.log") == 0);
+    CHECK(losses(b) == la);  // exact equality: bit for bit
+    CHECK(read_bytes(s.dir / "a/checkpoint/model.safetensors") == read_bytes(b / "checkpoint/model.safetensors"));
+  }
+  // The curriculum changes the batches: the run without it has other losses.
+  REQUIRE(run_cli("", "train --config " + (s.dir / "tiny.json").string() + " --out " + (s.dir / "c").string(),
+                  s.dir / "c.log") == 0);
   CHECK(losses(s.dir / "c") != la);
 }
 

@@ -22,6 +22,9 @@
 namespace swiattn {
 namespace {
 
+using testing::contains;
+using testing::error_of;
+
 Tensor random_routes(int64_t B, int64_t T, uint64_t seed, double p_full) {
   std::vector<double> m(static_cast<size_t>(B * T));
   Rng rng(seed);
@@ -261,7 +264,7 @@ TEST_CASE("switch: gamma follows Eq. 8 and the regulariser's gradient matches fi
   }
 }
 
-TEST_CASE("switch: routing ratios and the target-ratio controller") {
+TEST_CASE("switch: routing ratios, and the target-ratio controller's bias step") {
   RegularizerConfig cfg;
   const Var s(Tensor::from_vector({1, -1, 1, 1, -1, -1, 1, -1}, {2, 4}, DType::F64), true);
   const std::vector<LayerRouting> routing{{0, s, hard_route(sigmoid(s).value(), 0.5),
@@ -270,11 +273,54 @@ TEST_CASE("switch: routing ratios and the target-ratio controller") {
   CHECK(r.ratio == doctest::Approx(0.5));
   CHECK(r.effective_ratio == doctest::Approx(0.75));  // t >= 2: routes {1, 1} and {1, 0}
   CHECK(r.layers.at(0).mean_gamma == doctest::Approx(1e-2));  // 1e-3 / (0.1 + 0 + 0)
+
+  // The controller's shift: the one that routes exactly the target share of the step's logits
+  // (threshold tau = 0.5: logit 0). Logits 3, 2, 1, -1 with target 0.5: q = (2 + 1) / 2, delta = -1.5
+  // clamped to -1; target 0.25: q = 2.5; 0: q = the largest (3), so s + delta = 0 is not > 0;
+  // 1: just below the smallest.
+  CHECK(ratio_controller_shift({1, 3, -1, 2}, 0.5, 0.5, 1.0) == -1.0);
+  CHECK(ratio_controller_shift({1, 3, -1, 2}, 0.5, 0.5, 0.5) == doctest::Approx(-0.75));
+  CHECK(ratio_controller_shift({0.1, 0.3, -0.1, 0.2}, 0.25, 0.5, 1.0) == doctest::Approx(-0.25));
+  CHECK(ratio_controller_shift({0.1, 0.3, -0.1, 0.2}, 0.0, 0.5, 1.0) == doctest::Approx(-0.3));
+  CHECK(ratio_controller_shift({0.1, 0.3, -0.1, 0.2}, 1.0, 0.5, 1.0) == doctest::Approx(0.1).epsilon(1e-4));
+  CHECK(ratio_controller_shift({-5, -4, -6}, 1.0 / 3.0, 0.5, 1.0) == 1.0);  // |delta| <= 1 logit a step
+  CHECK(ratio_controller_shift({0.1, 0.3, -0.1, 0.2}, 0.5, 0.9, 0.4) == doctest::Approx(0.4 * (std::log(9.0) - 0.15)));
+  CHECK(contains(error_of([&] { ratio_controller_shift({1.0, NAN}, 0.5, 0.5, 1.0); }), "not finite"));
+
+  // It moves every switch layer's router bias by that shift, and nothing else: afterwards the
+  // step's tokens, re-scored by the routers, go to full attention in exactly the target share.
+  ModelConfig mc;
+  mc.layer_types = {"switch", "full", "switch", "swa"};
+  mc.router_init_std = 0.05;  // logits of about +-0.5: the needed shift is inside the 1-logit bound
+  Transformer model(mc, DType::F64, 7);
+  auto biases = [&] {
+    std::vector<double> b;
+    for (const TransformerLayer& layer : model.layers())
+      if (layer.type == "switch") b.push_back(layer.attn.router_bias.value().item());
+    return b;
+  };
+  std::vector<int32_t> ids(2 * 40);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 37 + 11) % 256);
+  const ForwardResult f = model.forward_with_routing(Tensor::from_ints(ids, {2, 40}), false);
+  auto share_routed = [&] {
+    double above = 0, n = 0;
+    for (const LayerRouting& r : f.routing)
+      for (double x : model.router_logits(r.layer, r.input).to_vector()) above += x > 0.0, n += 1;
+    return above / n;
+  };
+  const std::vector<double> before = biases();
+  CHECK(share_routed() > 0.3);  // a mixed share to start from
   cfg.target_ratio = 0.25;
-  CHECK(update_gamma_base(1e-3, 0.5, cfg) > 1e-3);   // too many FA tokens: push harder
-  CHECK(update_gamma_base(1e-3, 0.1, cfg) < 1e-3);
-  cfg.target_ratio = -1.0;
-  CHECK(update_gamma_base(1e-3, 0.5, cfg) == 1e-3);  // controller off
+  CHECK(apply_ratio_controller(model, f.routing, cfg) == 0.0);  // off by default: nothing moves
+  CHECK(biases() == before);
+  cfg.controller = "bias";
+  const double delta = apply_ratio_controller(model, f.routing, cfg);
+  CHECK(delta < 0.0);
+  CHECK(delta > -1.0);  // not clamped
+  const std::vector<double> after = biases();
+  for (size_t i = 0; i < after.size(); ++i) CHECK(after[i] == doctest::Approx(before[i] + delta));
+  CHECK(share_routed() == 0.25);  // 40 of the 160 (token, layer) pairs: exactly the target
+  CHECK(contains(error_of([&] { (void)model.router_logits(1, f.routing[0].input); }), "not a switch layer"));
   cfg.mode = "off";
   CHECK_FALSE(efficiency_regularizer(routing, Tensor::zeros({8}, DType::F64), cfg, 1e-3, 2).loss.defined());
 }

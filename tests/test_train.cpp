@@ -306,15 +306,20 @@ TEST_CASE("train: config defaults validate and every field round-trips through J
   c.reg.gamma_base = 2e-3;
   c.reg.eps = 0.5;
   c.reg.alpha = 10.0;
-  c.reg.target_ratio = 0.13;
+  c.reg.controller = "bias";
+  c.reg.target_ratio = 0.2;
   c.reg.controller_rate = 0.5;
+  c.train.seq_len = 512;
+  c.train.steps = 7;
+  c.train.curriculum = {{4, 256, 32}, {3, 512, 0}};
+  c.model.max_position_embeddings = 512;
   CHECK_NOTHROW(validate_config(c));
 
   const json written = config_to_json(c);
   CHECK(written["model"].size() == 20);
-  CHECK(written["train"].size() == 25);
+  CHECK(written["train"].size() == 26);
   CHECK(written["data"].size() == 8);
-  CHECK(written["reg"].size() == 6);
+  CHECK(written["reg"].size() == 7);
   const Config back = config_from_json(json::parse(written.dump()), "round-trip");
   CHECK(config_to_json(back) == written);
   CHECK(back.train.seed == 18446744073709551615ull);
@@ -323,6 +328,8 @@ TEST_CASE("train: config defaults validate and every field round-trips through J
   CHECK(back.model.layer_types == std::vector<std::string>{"swa", "full", "swa"});
   CHECK(back.train.sample_prompt == c.train.sample_prompt);
   CHECK(back.model.tie_word_embeddings == false);
+  CHECK(back.train.curriculum == c.train.curriculum);
+  CHECK(back.reg.controller == "bias");
 
   // A subset: named keys change, the rest keep their defaults.
   const Config partial = config_from_json(json::parse(R"({"model": {"hidden_size": 64},
@@ -398,6 +405,11 @@ TEST_CASE("train: config rejects unknown keys and wrong types, naming the key") 
       {override_("model.tie_word_embeddings=yes"), {"model.tie_word_embeddings", "true or false"}},
       {override_("model.layer_types=full"), {"model.layer_types", "array of strings"}},
       {override_("train.seed=-3"), {"train.seed", "non-negative"}},
+      {override_("train.curriculum=3"), {"train.curriculum", "array of"}},
+      {override_("train.curriculum=[{\"steps\":3}]"), {"train.curriculum[0]", "needs \"steps\" and \"seq_len\""}},
+      {override_("train.curriculum=[{\"steps\":3,\"seq_len\":64,\"lr\":1}]"),
+       {"train.curriculum[0]", "unknown key lr"}},
+      {override_("train.curriculum=[{\"steps\":1.5,\"seq_len\":64}]"), {"train.curriculum[0].steps", "integer"}},
   };
   for (const Rejection& r : rejections) {
     INFO("message: " << r.message);
@@ -440,6 +452,22 @@ TEST_CASE("train: validate_config rejects impossible values, naming the key") {
       {{"data.cache_dir=\"\""}, "data.cache_dir"},
       {{"data.tokenizer=gpt2"}, "model.vocab_size"},  // 256 < 50257
       {{"model.vocab_size=255"}, "model.vocab_size"},  // byte tokenizer needs 256
+      {{"reg.target_ratio=-1"}, "no longer turns the controller off: set reg.controller=\"off\""},
+      {{"reg.target_ratio=1.5"}, "reg.target_ratio: must be in [0, 1]"},
+      {{"reg.controller=pi"}, "reg.controller: must be \"off\" or \"bias\""},
+      {{"reg.controller_rate=0"}, "reg.controller_rate"},
+      {{"reg.controller_rate=2"}, "reg.controller_rate"},
+      {{"train.steps=10", "train.curriculum=[{\"steps\":4,\"seq_len\":64},{\"steps\":5,\"seq_len\":128}]"},
+       "train.curriculum: its stages' steps sum to 9 but train.steps is 10"},
+      {{"train.steps=9", "train.curriculum=[{\"steps\":4,\"seq_len\":64},{\"steps\":5,\"seq_len\":256}]"},
+       "the last stage's seq_len 256 differs from train.seq_len 128"},
+      {{"train.steps=9", "train.curriculum=[{\"steps\":4,\"seq_len\":4096},{\"steps\":5,\"seq_len\":128}]"},
+       "train.curriculum[0].seq_len: 4096 exceeds model.max_position_embeddings 1024"},
+      {{"train.steps=9", "train.curriculum=[{\"steps\":0,\"seq_len\":64},{\"steps\":9,\"seq_len\":128}]"},
+       "train.curriculum[0].steps: must be >= 1"},
+      {{"train.steps=9", "data.min_needle_distance=64",
+        "train.curriculum=[{\"steps\":4,\"seq_len\":64},{\"steps\":5,\"seq_len\":128}]"},
+       "train.curriculum[0].seq_len: 64 is not above data.min_needle_distance 64"},
   };
   for (const Case& k : cases) {
     Config c;

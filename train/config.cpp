@@ -26,7 +26,7 @@ namespace {
 
 // A pointer to one Config member; the alternative says the key's type.
 using FieldRef = std::variant<int64_t*, uint64_t*, double*, bool*, std::string*,
-                              std::vector<std::string>*>;
+                              std::vector<std::string>*, std::vector<CurriculumStage>*>;
 
 struct Field {
   const char* section;          // "model" | "train" | "data" | "reg"
@@ -86,6 +86,7 @@ const Field kFields[] = {
     FIELD(train, checkpoint_interval),
     FIELD(train, on_nonfinite),
     FIELD(train, max_skipped_batches),
+    FIELD(train, curriculum),
 
     FIELD(data, corpus),
     FIELD(data, tokenizer),
@@ -100,6 +101,7 @@ const Field kFields[] = {
     FIELD(reg, gamma_base),
     FIELD(reg, eps),
     FIELD(reg, alpha),
+    FIELD(reg, controller),
     FIELD(reg, target_ratio),
     FIELD(reg, controller_rate),
 };
@@ -237,6 +239,40 @@ void read_value(std::vector<std::string>* target, const json& value, const std::
   *target = std::move(strings);
 }
 
+// train.curriculum: [{"steps": N, "seq_len": T, "batch_size": B}, ...]; batch_size may be left out.
+void read_value(std::vector<CurriculumStage>* target, const json& value, const std::string& where) {
+  const char* expected = "an array of {\"steps\": N, \"seq_len\": T, \"batch_size\": B} objects";
+  if (!value.is_array()) wrong_type(where, expected, value);
+  std::vector<CurriculumStage> stages;
+  for (size_t i = 0; i < value.size(); ++i) {
+    const json& element = value[i];
+    const std::string at = where + "[" + std::to_string(i) + "]";
+    if (!element.is_object()) wrong_type(at, expected, element);
+    CurriculumStage stage;
+    for (const auto& [key, v] : element.items()) {
+      int64_t* field = key == "steps" ? &stage.steps : key == "seq_len" ? &stage.seq_len
+                       : key == "batch_size" ? &stage.batch_size : nullptr;
+      if (!field) throw Error(at + ": unknown key " + printable(key) + " (expected steps, seq_len, batch_size)");
+      read_value(field, v, at + "." + key);
+    }
+    if (!element.contains("steps") || !element.contains("seq_len"))
+      throw Error(at + ": needs \"steps\" and \"seq_len\" (\"batch_size\" is optional)");
+    stages.push_back(stage);
+  }
+  *target = std::move(stages);
+}
+
+json to_json_value(const std::vector<CurriculumStage>& stages) {
+  json a = json::array();
+  for (const CurriculumStage& s : stages)
+    a.push_back({{"steps", s.steps}, {"seq_len", s.seq_len}, {"batch_size", s.batch_size}});
+  return a;
+}
+template <class T>
+json to_json_value(const T& value) {
+  return json(value);
+}
+
 void read_field(Config& config, const Field& field, const json& value, const std::string& source) {
   const std::string where = "config " + source + ": " + field.section + "." + field.key;
   std::visit([&](auto* target) { read_value(target, value, where); }, field.locate(config));
@@ -270,7 +306,7 @@ Config config_from_json(const json& j, const std::string& source) {
   for (const auto& [section, keys] : j.items()) {
     if (!is_section(section))
       throw Error("config " + source + ": unknown section " + printable(section) +
-                  " (expected model, train or data)");
+                  " (expected model, train, data or reg)");
     if (!keys.is_object())
       throw Error("config " + source + ": section " + section + " must be an object, got " +
                   short_dump(keys) + " (" + keys.type_name() + ")");
@@ -305,7 +341,7 @@ json config_to_json(const Config& config) {
   json j = json::object();
   for (const char* section : kSections) j[section] = json::object();
   for (const Field& field : kFields)
-    std::visit([&](auto* value) { j[field.section][field.key] = *value; }, field.locate(copy));
+    std::visit([&](auto* value) { j[field.section][field.key] = to_json_value(*value); }, field.locate(copy));
   return j;
 }
 
@@ -322,7 +358,7 @@ void apply_override(Config& config, const std::string& assignment) {
   const std::string section = name.substr(0, dot), key = name.substr(dot + 1);
   if (!is_section(section))
     throw Error("config " + source + ": unknown section " + printable(section) + " in key " + printable(name) +
-                " (expected model, train or data)");
+                " (expected model, train, data or reg)");
   const Field* field = find_field(section, key);
   if (!field) unknown_key(source, section, key);
 
@@ -414,9 +450,37 @@ void validate_config(const Config& config) {
   require(r.gamma_base >= 0, "reg.gamma_base", "must be >= 0" + got(r.gamma_base));
   require(r.eps > 0, "reg.eps", "must be > 0" + got(r.eps));
   require(r.alpha >= 0, "reg.alpha", "must be >= 0" + got(r.alpha));
-  require(r.target_ratio < 0 || r.target_ratio <= 1, "reg.target_ratio",
-          "must be in [0, 1] (or negative to turn the controller off)" + got(r.target_ratio));
-  require(r.controller_rate >= 0, "reg.controller_rate", "must be >= 0" + got(r.controller_rate));
+  require(r.controller == "off" || r.controller == "bias", "reg.controller",
+          "must be \"off\" or \"bias\" (the target-ratio controller, docs/swiattn.md), got " + quoted(r.controller));
+  require(r.target_ratio >= 0 && r.target_ratio <= 1, "reg.target_ratio",
+          "must be in [0, 1]" + got(r.target_ratio) +
+              (r.target_ratio < 0 ? " (a negative value no longer turns the controller off: set reg.controller=\"off\")"
+                                  : ""));
+  require(r.controller_rate > 0 && r.controller_rate <= 1, "reg.controller_rate",
+          "must be in (0, 1] (the share of the controller's shift applied per step)" + got(r.controller_rate));
+
+  if (!t.curriculum.empty()) {
+    int64_t total = 0;
+    for (size_t i = 0; i < t.curriculum.size(); ++i) {
+      const CurriculumStage& s = t.curriculum[i];
+      const std::string key = "train.curriculum[" + std::to_string(i) + "]";
+      require(s.steps >= 1, key + ".steps", "must be >= 1" + got(s.steps));
+      require(s.seq_len >= 1, key + ".seq_len", "must be >= 1" + got(s.seq_len));
+      require(s.seq_len <= m.max_position_embeddings, key + ".seq_len",
+              num(s.seq_len) + " exceeds model.max_position_embeddings " + num(m.max_position_embeddings));
+      require(s.batch_size >= 0, key + ".batch_size", "must be >= 1, or 0 for train.batch_size" + got(s.batch_size));
+      require(d.min_needle_distance < s.seq_len, key + ".seq_len",
+              num(s.seq_len) + " is not above data.min_needle_distance " + num(d.min_needle_distance));
+      require(s.steps <= std::numeric_limits<int64_t>::max() - total, key + ".steps", "the stages' steps overflow");
+      total += s.steps;
+    }
+    require(total == t.steps, "train.curriculum",
+            "its stages' steps sum to " + num(total) + " but train.steps is " + num(t.steps) +
+                " (one learning-rate schedule spans the stages: make them agree)");
+    require(t.curriculum.back().seq_len == t.seq_len, "train.curriculum",
+            "the last stage's seq_len " + num(t.curriculum.back().seq_len) + " differs from train.seq_len " +
+                num(t.seq_len) + " (the length the final checkpoint is trained and evaluated at)");
+  }
 
   const int64_t tokenizer_vocab = d.tokenizer == "byte" ? 256 : 50257;
   require(m.vocab_size >= tokenizer_vocab, "model.vocab_size",

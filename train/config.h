@@ -1,7 +1,8 @@
 // train/config.h: everything one run needs, as one struct with an embedded default.
 //
-// On disk (and for --config FILE.json) it is JSON with three sections:
-//   {"model": {...ModelConfig...}, "train": {...TrainConfig...}, "data": {...DataConfig...}}
+// On disk (and for --config FILE.json) it is JSON with four sections:
+//   {"model": {...ModelConfig...}, "train": {...TrainConfig...}, "data": {...DataConfig...},
+//    "reg": {...RegularizerConfig...}}
 // Any subset may be given; missing keys keep their defaults. `--set section.key=value` overrides
 // one key after the file is read. Unknown keys, wrong types and impossible values are rejected
 // with an Error naming the key.
@@ -16,6 +17,17 @@
 #include "model/config.h"
 
 namespace swiattn {
+
+// One stage of a context curriculum (train.curriculum): `steps` optimizer steps on rows of
+// `seq_len` tokens, `batch_size` rows each (0: train.batch_size).
+struct CurriculumStage {
+  int64_t steps = 0;
+  int64_t seq_len = 0;
+  int64_t batch_size = 0;
+  bool operator==(const CurriculumStage& o) const {
+    return steps == o.steps && seq_len == o.seq_len && batch_size == o.batch_size;
+  }
+};
 
 struct TrainConfig {
   uint64_t seed = 1;               // parameter init and batch sampling
@@ -44,6 +56,11 @@ struct TrainConfig {
   int64_t checkpoint_interval = 0; // steps between checkpoints in OUT/checkpoint (0: only at the end)
   std::string on_nonfinite = "stop";  // NaN/Inf in the loss or gradients: "stop" | "skip" the batch
   int64_t max_skipped_batches = 10;   // with "skip": stop once this many batches were skipped
+  // Context curriculum (docs/training.md): stages run in order, e.g. [{"steps": 3000, "seq_len": 512,
+  // "batch_size": 32}, {"steps": 500, "seq_len": 2048}]. Their steps sum to train.steps and the
+  // last stage's seq_len is train.seq_len (the length the checkpoint is evaluated at). One
+  // learning-rate schedule spans all stages. Empty: every step uses train.seq_len and batch_size.
+  std::vector<CurriculumStage> curriculum;
 };
 
 struct DataConfig {
@@ -60,14 +77,19 @@ struct DataConfig {
   int64_t min_needle_distance = -1;       // passkey needle -> answer, tokens; -1 = model.sliding_window
 };
 
-// The adaptive efficiency regulariser (spec §5, Eq. 7-9) and our target-ratio controller.
+// The adaptive efficiency regulariser (spec §5, Eq. 7-9) and our target-ratio controller
+// (train/controller.h, docs/swiattn.md).
 struct RegularizerConfig {
   std::string mode = "adaptive";  // "adaptive" (Eq. 8) | "fixed" (gamma = gamma_base) | "off"
-  double gamma_base = 1e-3;
+  double gamma_base = 1e-3;       // Eq. 8's gamma_base; never changed by the controller
   double eps = 0.1;               // Eq. 8's epsilon
   double alpha = 100.0;           // weight of ||O_FULL - O_SWA||^2 in Eq. 8
-  double target_ratio = -1.0;     // < 0: controller off; in [0, 1]: full-attention ratio to reach
-  double controller_rate = 1.0;   // eta: gamma_base *= exp(eta * (rho - target)) after each step
+  // "off" (default) | "bias": after each optimizer step every switch layer's router bias moves by
+  // one shift that would have routed target_ratio of the step's tokens to full attention
+  // (train/regularizer.h apply_ratio_controller); controller_rate scales that shift.
+  std::string controller = "off";
+  double target_ratio = 0.13;     // in [0, 1]: the full-attention ratio the controller holds
+  double controller_rate = 1.0;   // in (0, 1]: the share of that shift applied each step
 };
 
 struct Config {

@@ -1,6 +1,8 @@
 #include "train/regularizer.h"
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "kernels/cuda/routing.h"
 
@@ -121,9 +123,47 @@ RegularizerResult efficiency_regularizer(const std::vector<LayerRouting>& routin
   return result;
 }
 
-double update_gamma_base(double gamma_base, double measured_ratio, const RegularizerConfig& config) {
-  if (config.target_ratio < 0) return gamma_base;
-  return gamma_base * std::exp(config.controller_rate * (measured_ratio - config.target_ratio));
+double ratio_controller_shift(std::vector<double> logits, double target_ratio, double threshold, double rate) {
+  if (logits.empty()) return 0.0;
+  if (!(target_ratio >= 0.0 && target_ratio <= 1.0) || !(threshold > 0.0 && threshold < 1.0) || !(rate > 0.0 && rate <= 1.0))
+    throw Error("ratio_controller_shift: target in [0, 1], threshold in (0, 1) and rate in (0, 1] expected");
+  for (double s : logits)
+    if (!std::isfinite(s)) throw Error("ratio_controller_shift: a router logit is not finite");
+  const size_t n = logits.size();
+  const size_t k = static_cast<size_t>(std::llround(target_ratio * static_cast<double>(n)));
+  std::sort(logits.begin(), logits.end(), std::greater<double>());  // largest first
+  double q;  // exactly k logits lie above q
+  if (k == 0) q = logits.front();
+  else if (k == n) q = logits.back() - 1e-6 * (1.0 + std::abs(logits.back()));
+  else q = 0.5 * (logits[k - 1] + logits[k]);
+  const double theta = std::log(threshold / (1.0 - threshold));
+  return std::clamp(rate * (theta - q), -1.0, 1.0);
+}
+
+double apply_ratio_controller(const Transformer& model, const std::vector<LayerRouting>& routing,
+                              const RegularizerConfig& config) {
+  if (config.controller != "bias" || routing.empty()) return 0.0;
+  // The step's tokens re-scored by the updated routers (the optimizer step has moved w_r and b_r),
+  // every switch layer's s_t pooled; one copy per layer from the device.
+  std::vector<double> logits;
+  for (const LayerRouting& r : routing) {
+    if (!r.input.defined()) throw Error("apply_ratio_controller: layer " + std::to_string(r.layer) + " recorded no router input");
+    Tensor s = model.router_logits(r.layer, r.input);
+    if (s.dtype() == DType::BF16) s = s.to(DType::F32);
+    const std::vector<double> v = s.to_vector();
+    logits.insert(logits.end(), v.begin(), v.end());
+  }
+  const double delta =
+      ratio_controller_shift(std::move(logits), config.target_ratio, model.config().router_threshold, config.controller_rate);
+  NoGradGuard no_grad;
+  Tensor shift;  // (1) on the parameters' device, made once for every layer
+  for (const TransformerLayer& layer : model.layers()) {
+    if (layer.type != "switch") continue;
+    Tensor bias = layer.attn.router_bias.value();  // (1), shares the parameter's storage
+    if (!shift.defined()) shift = Tensor::full({1}, delta, bias.dtype()).to(bias.device());
+    bias.copy_from(add(Var(bias), Var(shift)).value());  // b_r <- b_r + delta
+  }
+  return delta;
 }
 
 }  // namespace swiattn

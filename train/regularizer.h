@@ -50,7 +50,27 @@ RegularizerResult efficiency_regularizer(const std::vector<LayerRouting>& routin
                                          const Tensor& per_token_nll, const RegularizerConfig& config,
                                          double gamma_base, int64_t window, bool read_stats = true);
 
-// Our target-ratio controller [R]: gamma_base * exp(rate * (ratio - target)).
-double update_gamma_base(double gamma_base, double measured_ratio, const RegularizerConfig& config);
+// Our target-ratio controller [R] (reg.controller = "bias"; docs/swiattn.md says why it acts on the
+// router biases and not on gamma_base). After an optimizer step it moves every switch layer's
+// router bias b_r by one common shift
+//     delta = clamp(k * (theta - q), -1, +1),      k = controller_rate in (0, 1],
+// where theta = log(tau / (1 - tau)) is the logit threshold of the hard route (m = [s > theta]) and
+// q the value that exactly target_ratio of this step's router logits exceed: the step's tokens
+// re-scored by the routers as the optimizer step left them (Transformer::router_logits on the
+// recorded router inputs), pooled over switch layers and positions. With k = 1 this step's tokens,
+// under the updated routers and shifted by delta, would route exactly the target share to full
+// attention: a one-step ("deadbeat") controller of the level, with nothing to wind up, no drift
+// left from the optimizer's own router update, and no gain to tune against AdamW's per-parameter
+// normalisation; k < 1 averages over steps. Which tokens go to full attention stays learned (the router weights get
+// the straight-through gradient of the LM loss and the regulariser), and layers keep their own
+// levels (one shift for all). Every step is bounded by 1 logit, so it cannot run away.
+// Returns delta (0 when the controller is off or there is no switch layer).
+double apply_ratio_controller(const Transformer& model, const std::vector<LayerRouting>& routing,
+                              const RegularizerConfig& config);
+
+// The shift above for a plain list of logits (exposed for tests): the midpoint between the k-th
+// and (k+1)-th largest logit, k = round(target * n), as q (the largest, or just below the
+// smallest, at the ends), then delta = clamp(rate * (theta - q), -1, 1).
+double ratio_controller_shift(std::vector<double> logits, double target_ratio, double threshold, double rate);
 
 }  // namespace swiattn

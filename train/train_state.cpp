@@ -16,6 +16,7 @@ nlohmann::json training_state_to_json(const TrainingState& s) {
           {"loader_rng_seed", s.loader_rng_seed},
           {"loader_rng_counter", s.loader_rng_counter},
           {"gamma_base", s.gamma_base},
+          {"router_bias_shift", s.router_bias_shift},
           {"skipped_batches", s.skipped_batches},
           {"tokens_trained", s.tokens_trained},
           {"initial_val_loss", s.initial_val_loss},
@@ -43,6 +44,8 @@ TrainingState training_state_from_json(const nlohmann::json& j, const std::strin
   get("initial_val_loss", s.initial_val_loss);
   get("final_val_loss", s.last_val_loss);
   get("val_layer_fa_ratio", s.last_val_ratios);
+  // Absent in checkpoints written before the controller moved router biases: 0.
+  if (j.contains("router_bias_shift")) get("router_bias_shift", s.router_bias_shift);
   if (s.step < 0) throw Error(source + ": trainer state step must be >= 0, got " + std::to_string(s.step));
   return s;
 }

@@ -24,7 +24,8 @@ struct TrainingState {
   int64_t step = 0;                // optimizer steps done
   uint64_t loader_rng_seed = 0;    // BatchLoader's Rng: the data position
   uint64_t loader_rng_counter = 0;
-  double gamma_base = 0.0;         // the regulariser's controller state
+  double gamma_base = 0.0;         // Eq. 8's gamma_base (constant: the controller moves router biases)
+  double router_bias_shift = 0.0;  // the target-ratio controller's total shift of the router biases so far
   int64_t skipped_batches = 0;     // non-finite batches skipped so far
   int64_t tokens_trained = 0;
   double initial_val_loss = 0.0;

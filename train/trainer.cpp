@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
@@ -19,6 +21,7 @@
 #include "model/safetensors.h"
 #include "model/sampling.h"
 #include "tensor/random.h"
+#include "train/answer_nll.h"
 #include "train/optimizer.h"
 #include "train/nonfinite.h"
 #include "train/regularizer.h"
@@ -90,6 +93,31 @@ static void truncate_metrics(const std::filesystem::path& path, int64_t step) {
   write_file_atomically(path.string(), kept);
 }
 
+std::vector<CurriculumStage> curriculum_stages(const TrainConfig& tc) {
+  if (tc.curriculum.empty()) return {{tc.steps, tc.seq_len, tc.batch_size}};
+  std::vector<CurriculumStage> stages = tc.curriculum;
+  for (CurriculumStage& s : stages)
+    if (s.batch_size == 0) s.batch_size = tc.batch_size;
+  return stages;
+}
+
+size_t curriculum_stage_at(const std::vector<CurriculumStage>& stages, int64_t step) {
+  int64_t end = 0;
+  for (size_t i = 0; i < stages.size(); ++i) {
+    end += stages[i].steps;
+    if (step < end) return i;
+  }
+  return stages.size() - 1;  // step == train.steps (the end of the run): the last stage
+}
+
+// "answer NLL passkey 0.412 mqar 1.873" and {"passkey": 0.412, "mqar": 1.873}.
+static void log_answer_nll(const std::map<std::string, double>& nll, std::ostream& log, nlohmann::json& line) {
+  if (nll.empty()) return;
+  log << " | answer NLL";
+  for (const auto& [task, value] : nll) log << " " << task << " " << std::setprecision(3) << value;
+  line["answer_nll"] = nll;
+}
+
 TrainSummary run_training(const Config& config, const std::string& out_dir, std::ostream& log, bool resume) {
   validate_config(config);
   const TrainConfig& tc = config.train;
@@ -115,10 +143,24 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
   mixture.min_needle_distance =
       config.data.min_needle_distance < 0 ? config.model.sliding_window : config.data.min_needle_distance;
   mixture.tokenizer = tokenizer.get();
-  BatchLoader loader(train_tokens, static_cast<int>(tc.batch_size), static_cast<int>(tc.seq_len),
-                     derive_seed(tc.seed, 1), mixture);
-  const auto val_batches = sequential_batches(val_tokens, static_cast<int>(tc.batch_size),
-                                              static_cast<int>(tc.seq_len), static_cast<int>(tc.eval_batches));
+  // The context curriculum (train.curriculum; without one, a single stage of train.seq_len). Each
+  // stage has its own loader over the same token stream; the loaders share one counter-based Rng
+  // (the counter carries over from stage to stage), so a resumed run reads the same rows.
+  const std::vector<CurriculumStage> stages = curriculum_stages(tc);
+  auto make_loader = [&](size_t stage) {
+    return std::make_unique<BatchLoader>(train_tokens, static_cast<int>(stages[stage].batch_size),
+                                         static_cast<int>(stages[stage].seq_len), derive_seed(tc.seed, 1), mixture);
+  };
+  std::vector<std::vector<std::pair<Tensor, Tensor>>> stage_val_batches(stages.size());
+  auto val_batches = [&](size_t stage) -> const std::vector<std::pair<Tensor, Tensor>>& {
+    auto& batches = stage_val_batches[stage];
+    if (batches.empty())
+      batches = sequential_batches(val_tokens, static_cast<int>(stages[stage].batch_size),
+                                   static_cast<int>(stages[stage].seq_len), static_cast<int>(tc.eval_batches));
+    return batches;
+  };
+  size_t stage = 0;
+  std::unique_ptr<BatchLoader> loader = make_loader(stage);
 
   Transformer model(config.model, dtype, derive_seed(tc.seed, 0));
   model.to(device);  // before the optimizer: its moments are allocated where the parameters are
@@ -131,7 +173,7 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
   AdamW optimizer(model.parameters(), adam);
   TrainingState state;
   state.gamma_base = config.reg.gamma_base;
-  state.loader_rng_seed = loader.rng().seed;
+  state.loader_rng_seed = loader->rng().seed;
 
   std::string init_note;
   if (resume) {
@@ -139,9 +181,11 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
     load_model_weights(resume_dir, model);
     load_optimizer_state(resume_dir, optimizer, model);
     state = training_state_from_json(read_trainer_state(resume_dir), resume_dir + "/trainer_state.json");
-    if (state.loader_rng_seed != loader.rng().seed)
+    if (state.loader_rng_seed != loader->rng().seed)
       throw Error("resume: " + resume_dir + " was written with another train.seed");
-    loader.rng().counter = state.loader_rng_counter;
+    stage = curriculum_stage_at(stages, state.step);
+    if (stage != 0) loader = make_loader(stage);
+    loader->rng().counter = state.loader_rng_counter;
     init_note = "  resumed from " + resume_dir + " at step " + std::to_string(state.step) + "\n";
     truncate_metrics(out / "metrics.jsonl", state.step);
   } else if (!tc.init_from.empty()) {
@@ -178,13 +222,21 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
                                          : std::string(", ") + dtype_name(dtype) + " compute")
       << "\n"
       << "  layer types: " << layer_types_str(config.model) << " (window " << config.model.sliding_window << ")\n"
-      << "  training rows: " << loader.mixture_description() << "\n"
-      << init_note
-      << "  training: " << tc.steps << " steps of " << tc.batch_size << " x " << tc.seq_len
-      << " tokens; output in " << out_dir << "\n";
+      << "  training rows: " << loader->mixture_description() << "\n"
+      << init_note;
+  if (tc.curriculum.empty()) {
+    log << "  training: " << tc.steps << " steps of " << tc.batch_size << " x " << tc.seq_len << " tokens";
+  } else {
+    log << "  training: " << tc.steps << " steps in a curriculum of " << stages.size() << " stages:";
+    for (const CurriculumStage& c : stages) log << " " << c.steps << " x (" << c.batch_size << " x " << c.seq_len << ")";
+  }
+  log << "; output in " << out_dir << "\n";
+  if (config.reg.controller == "bias" && has_switch)
+    log << "  target-ratio controller: router biases held at a full-attention ratio of " << std::setprecision(3)
+        << config.reg.target_ratio << " (reg.controller_rate " << config.reg.controller_rate << ")\n";
 
   if (!resume) {
-    state.initial_val_loss = state.last_val_loss = evaluate_loss(model, val_batches, &state.last_val_ratios);
+    state.initial_val_loss = state.last_val_loss = evaluate_loss(model, val_batches(stage), &state.last_val_ratios);
     log << "  step 0 validation loss " << std::setprecision(4) << state.initial_val_loss;
     if (has_switch) log << " | full-attention ratio per switch layer " << ratios_str(state.last_val_ratios);
     log << "\n" << std::flush;
@@ -194,19 +246,31 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   const int64_t first_step = state.step;
+  int64_t tokens_this_session = 0;  // for tokens/s (stages differ in tokens per step)
+  AnswerNllMeter answer_nll(*tokenizer);
   Tensor inputs, targets;
   while (state.step < tc.steps) {
     const int64_t step = state.step;
+    if (const size_t next = curriculum_stage_at(stages, step); next != stage) {  // the next curriculum stage
+      const uint64_t counter = loader->rng().counter;
+      stage = next;
+      loader = make_loader(stage);
+      loader->rng().counter = counter;
+      log << "  curriculum stage " << stage + 1 << "/" << stages.size() << " from step " << step << ": "
+          << stages[stage].batch_size << " x " << stages[stage].seq_len << " tokens per step\n" << std::flush;
+    }
+    const int64_t B = stages[stage].batch_size, T = stages[stage].seq_len;
     const double lr = learning_rate_at(step, tc.learning_rate, tc.min_learning_rate, tc.warmup_steps, tc.steps);
-    loader.next(inputs, targets);
-    state.loader_rng_counter = loader.rng().counter;
+    loader->next(inputs, targets);
+    state.loader_rng_counter = loader->rng().counter;
     optimizer.zero_grad();
     const ForwardResult forward = model.forward_with_routing(inputs, measure_branches);
     Tensor per_token_nll;
     Var loss = next_token_loss(forward.logits, targets, &per_token_nll);       // L_LM
-    // On CUDA the routing statistics are read back only when logged or needed by the controller.
+    answer_nll.add(loader->last_rows(), targets, per_token_nll);
+    // On CUDA the routing statistics are read back only when logged.
     const bool logging = (step + 1) % tc.log_interval == 0 || step + 1 == tc.steps;
-    const bool read_stats = device == Device::CPU || logging || config.reg.target_ratio >= 0;
+    const bool read_stats = device == Device::CPU || logging;
     const RegularizerResult reg = efficiency_regularizer(forward.routing, per_token_nll, config.reg,
                                                          state.gamma_base, config.model.sliding_window, read_stats);
     Var total = reg.loss.defined() ? add(loss, reg.loss) : loss;              // Eq. 9
@@ -232,22 +296,26 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
     const Tensor grad_norm_tensor = clip_grad_norm_on_device(model.parameters(), tc.grad_clip);  // () float64
     const Tensor loss_tensor = loss.value();  // () on the model's device; read when logged
     optimizer.step(lr);
-    if (has_switch) state.gamma_base = update_gamma_base(state.gamma_base, reg.ratio, config.reg);  // [R] controller
-    state.tokens_trained += tc.batch_size * tc.seq_len;
+    double controller_delta = 0.0;
+    if (has_switch) controller_delta = apply_ratio_controller(model, forward.routing, config.reg);  // [R] controller
+    state.router_bias_shift += controller_delta;
+    state.tokens_trained += B * T;
+    tokens_this_session += B * T;
     state.step = step + 1;
 
     const int64_t done = state.step;
     if (logging) {
       const double grad_norm = grad_norm_tensor.item(), loss_value = loss_tensor.item();
       const double secs = elapsed();
-      const double tok_per_s = (done - first_step) * tc.batch_size * tc.seq_len / std::max(secs, 1e-9);
+      const double tok_per_s = static_cast<double>(tokens_this_session) / std::max(secs, 1e-9);
       const double eta = secs / (done - first_step) * (tc.steps - done);
       log << "step " << std::setw(5) << done << "/" << tc.steps << " | loss " << std::setprecision(4)
           << loss_value << " | lr " << std::scientific << std::setprecision(2) << lr << std::fixed
           << " | grad norm " << std::setprecision(3) << grad_norm << " | " << std::setprecision(0)
           << tok_per_s << " tok/s | ETA " << format_duration(eta);
       nlohmann::json line{{"step", done}, {"loss", loss_value}, {"lr", lr}, {"grad_norm", grad_norm},
-                          {"tokens_per_second", tok_per_s}, {"seconds", secs}};
+                          {"tokens_per_second", tok_per_s}, {"seconds", secs}, {"seq_len", T}};
+      log_answer_nll(answer_nll.read_and_reset(), log, line);
       if (device == Device::CUDA) {  // the caching allocator's peak of bytes held by tensors
         const size_t peak = cuda::allocator_stats().peak_bytes_in_use;
         summary.peak_device_bytes = static_cast<int64_t>(peak);
@@ -259,10 +327,14 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
             << ") | reg " << std::scientific << std::setprecision(2)
             << (reg.loss.defined() ? reg.loss.value().item() : 0.0) << " | gamma_base " << state.gamma_base
             << std::fixed << " | per layer " << ratios_str(layer_field(reg, &LayerRoutingStats::ratio));
+        if (config.reg.controller != "off")
+          log << " | router bias shift " << std::showpos << std::setprecision(3) << state.router_bias_shift
+              << std::noshowpos;
         line["fa_ratio"] = reg.ratio;
         line["fa_ratio_effective"] = reg.effective_ratio;
         line["regularizer"] = reg.loss.defined() ? reg.loss.value().item() : 0.0;
         line["gamma_base"] = state.gamma_base;
+        line["router_bias_shift"] = state.router_bias_shift;
         line["layer_fa_ratio"] = layer_field(reg, &LayerRoutingStats::ratio);
         line["layer_fa_ratio_effective"] = layer_field(reg, &LayerRoutingStats::effective_ratio);
         line["layer_mean_gamma"] = layer_field(reg, &LayerRoutingStats::mean_gamma);
@@ -272,12 +344,12 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
       metrics << line.dump() << "\n" << std::flush;
     }
     if (done % tc.eval_interval == 0 || done == tc.steps) {
-      state.last_val_loss = evaluate_loss(model, val_batches, &state.last_val_ratios);
+      state.last_val_loss = evaluate_loss(model, val_batches(stage), &state.last_val_ratios);
       log << "  step " << done << " validation loss " << std::setprecision(4) << state.last_val_loss
           << " (unigram entropy " << summary.unigram_entropy << ")";
       if (has_switch) log << " | full-attention ratio per switch layer " << ratios_str(state.last_val_ratios);
       log << "\n" << std::flush;
-      metrics << nlohmann::json{{"step", done}, {"val_loss", state.last_val_loss},
+      metrics << nlohmann::json{{"step", done}, {"val_loss", state.last_val_loss}, {"val_seq_len", T},
                                 {"val_layer_fa_ratio", state.last_val_ratios}}.dump() << "\n" << std::flush;
     }
     if (tc.checkpoint_interval > 0 && done % tc.checkpoint_interval == 0 && done < tc.steps)

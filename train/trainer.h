@@ -34,6 +34,12 @@ struct TrainSummary {
 double evaluate_loss(const Transformer& model, const std::vector<std::pair<Tensor, Tensor>>& batches,
                      std::vector<double>* layer_ratios = nullptr);
 
+// The stages of train.curriculum with their batch sizes filled in (0 -> train.batch_size); one
+// stage of (train.steps, train.seq_len, train.batch_size) without a curriculum.
+std::vector<CurriculumStage> curriculum_stages(const TrainConfig& train);
+// The index of the stage that 0-based step `step` runs in (the last stage for step >= train.steps).
+size_t curriculum_stage_at(const std::vector<CurriculumStage>& stages, int64_t step);
+
 // Runs the whole job described by `config`, writing into out_dir (created if needed):
 // config.json (the resolved configuration), metrics.jsonl, and checkpoints: out_dir/checkpoint
 // links to the newest complete one (every train.checkpoint_interval steps and at the end;
