@@ -209,14 +209,15 @@ def parity_case(case, args, env, report):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--build", default=os.path.join(here, "..", "build"),
+    parser.add_argument("--build", default=os.path.join(root, "build"),
                         help="the CMake build folder (default build/)")
     parser.add_argument("--swiattn", help="the swiattn binary (default BUILD/swiattn)")
     parser.add_argument("--step-dump", help="default BUILD/swiattn_step_dump")
     parser.add_argument("--work", help="scratch folder (default BUILD/torch-parity, emptied first)")
-    parser.add_argument("--data-cache", help="data.cache_dir for training (default: the config's)")
+    parser.add_argument("--data-cache", default=os.path.join(root, "data", "cache"),
+                        help="data.cache_dir for training (default: the repository's data/cache)")
     args = parser.parse_args()
     args.swiattn = args.swiattn or os.path.join(args.build, "swiattn")
     args.step_dump = args.step_dump or os.path.join(args.build, "swiattn_step_dump")
