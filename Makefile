@@ -1,6 +1,7 @@
 # swiattn front door. CMake is the real build; these targets wrap it.
 #   make          build everything (library, CLI build/swiattn, tests)
-#   make test     install deps, fetch data, build, run every test
+#   make test     install deps, fetch data, build, run every test: the doctest binary, then the
+#                 PyTorch parity test (python/test_parity.py; make test-parity runs it alone)
 #   make demo     install deps, fetch data, build, run the embedded pipeline on the CPU:
 #                 pretrain full attention, convert to SwiAttn, continue training, compare
 #   make deps     install missing Debian packages (idempotent, fast when present)
@@ -23,7 +24,7 @@ CMAKE_FLAGS ?=
 # steal time from the ones still working (measured: 1.5k -> 3.1k tokens/s in training).
 export OMP_WAIT_POLICY ?= passive
 
-.PHONY: all build deps data test demo clean test-sanitize fuzz test-cuda-sanitize reproduce-cpu reproduce bench
+.PHONY: all build deps data test test-parity demo clean test-sanitize fuzz test-cuda-sanitize reproduce-cpu reproduce bench
 
 all: build
 
@@ -41,6 +42,11 @@ data:
 
 test: deps data build
 	./$(BUILD)/swiattn_tests
+	BUILD=$(BUILD) bash scripts/torch-parity.sh
+
+# The PyTorch parity test alone (python/test_parity.py; part of make test).
+test-parity: deps data build
+	BUILD=$(BUILD) bash scripts/torch-parity.sh
 
 demo: deps data build
 	./$(BUILD)/swiattn demo --out runs/demo

@@ -20,7 +20,7 @@ cmake --build "$BUILD" -j "$JOBS"
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/lib" "$stage/data/cache"
-cp "$BUILD/swiattn" "$BUILD/swiattn_tests" "$stage/bin/"
+cp "$BUILD/swiattn" "$BUILD/swiattn_tests" "$BUILD/swiattn_step_dump" "$stage/bin/"
 # The libraries the GPU machine lacks: ICU (GPT-2 pre-tokenization) and GCC's OpenMP runtime.
 # CUDA's own (cudart, cuBLAS) are there, in /usr/local/cuda.
 for lib in $(ldd "$BUILD/swiattn_tests" | awk '/libicu|libgomp/ {print $3}'); do
