@@ -14,7 +14,7 @@
 #                 runs/reproduce-cpu/results.md (docs/reproduce.md)
 #   make reproduce      the same pipeline on a CUDA GPU (configs/reproduce/gpu): runs/reproduce-gpu/;
 #                 RESULTS_MD=docs/results.md also writes the results page there. Both resume from
-#                 the last finished stage; STAGES=3-5 runs a subset.
+#                 the last finished stage; ONLY=SwiAttn,results runs a subset.
 #   make bench    our CUDA kernels vs PyTorch on this machine's GPU (bench/README.md); writes
 #                 BENCH_OUT (default bench.md); skips with a message without a GPU or PyTorch
 BUILD ?= build
@@ -82,12 +82,12 @@ bench:
 	  $(MAKE) build && python3 bench/run.py --swiattn ./$(BUILD)/swiattn --out $(BENCH_OUT); \
 	fi
 
-# The reproduction (scripts/reproduce.sh; docs/reproduce.md). RESULTS_MD and STAGES pass through.
+# The reproduction (scripts/reproduce.py; docs/reproduce.md). RESULTS_MD, ONLY and JOBS pass through.
 reproduce-cpu: deps data build
-	VARIANT=cpu SWIATTN=$(BUILD)/swiattn bash scripts/reproduce.sh
+	VARIANT=cpu SWIATTN=$(BUILD)/swiattn python3 scripts/reproduce.py
 
 reproduce: deps data build
 	@if ! nvidia-smi -L >/dev/null 2>&1; then \
 	  echo "reproduce: no CUDA device here: use make reproduce-cpu, or scripts/gpu/reproduce-on-device.sh on a lent GPU (docs/reproduce.md)"; exit 1; \
 	fi
-	VARIANT=gpu SWIATTN=$(BUILD)/swiattn bash scripts/reproduce.sh
+	VARIANT=gpu SWIATTN=$(BUILD)/swiattn python3 scripts/reproduce.py

@@ -171,7 +171,7 @@ PasskeyDistanceResult evaluate_passkey_by_distance(const Predictor& predict, con
   const auto start = std::chrono::steady_clock::now();
   PasskeyDistanceResult result;
   std::vector<double> inside_fa, beyond_fa;
-  double inside_n = 0.0, beyond_n = 0.0;
+  double inside_n = 0.0, beyond_n = 0.0, inside_all = 0.0, beyond_all = 0.0;
   for (size_t i = 0; i < settings.distances.size(); ++i) {
     PasskeyDistanceRow row;
     row.distance = settings.distances[i];
@@ -186,6 +186,13 @@ PasskeyDistanceResult evaluate_passkey_by_distance(const Predictor& predict, con
       add_to(fa_sum, fa);
       add_to(row.beyond ? beyond_fa : inside_fa, fa);
       (row.beyond ? beyond_n : inside_n) += fa.empty() ? 0.0 : 1.0;
+      const double all = full_attention_ratio(p.routes, 0, static_cast<int64_t>(ex.tokens.size()));
+      if (!std::isnan(all)) {
+        row.all_fa += all / static_cast<double>(settings.trials);
+        (row.beyond ? beyond_all : inside_all) += all;
+      } else {
+        row.all_fa = kNaN;
+      }
     }
     row.answer_fa_per_layer = divided(fa_sum, static_cast<double>(settings.trials));
     row.answer_fa = kNaN;
@@ -198,6 +205,8 @@ PasskeyDistanceResult evaluate_passkey_by_distance(const Predictor& predict, con
   }
   result.answer_fa_inside_per_layer = divided(inside_fa, inside_n);
   result.answer_fa_beyond_per_layer = divided(beyond_fa, beyond_n);
+  result.all_fa_inside = ratio(inside_all, inside_n);
+  result.all_fa_beyond = ratio(beyond_all, beyond_n);
   if (progress) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     *progress << "  passkey by distance at length " << settings.length << ": exact " << std::fixed

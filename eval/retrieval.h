@@ -79,6 +79,7 @@ struct PasskeyDistanceRow {
   AnswerTally tally;
   double answer_fa = 0.0;                 // FA ratio over layers at the predicting positions, mean over trials
   std::vector<double> answer_fa_per_layer;  // (L) the same per layer; empty without routes
+  double all_fa = 0.0;                    // FA ratio over layers and every position of the example
 };
 
 struct PasskeyDistanceResult {
@@ -87,6 +88,8 @@ struct PasskeyDistanceResult {
   // FA ratio at the answer's predicting positions per layer, mean over the inside / beyond trials
   // (the paper's Fig. 6 at our scale); empty without routes or without such trials.
   std::vector<double> answer_fa_inside_per_layer, answer_fa_beyond_per_layer;
+  // FA ratio over every position of the example (the paper's NIAH count: ~5% inside, ~30% beyond).
+  double all_fa_inside = 0.0, all_fa_beyond = 0.0;  // NaN without routes or trials
 };
 
 // The default distances at `length` (docs/eval.md): three inside the window (evenly from the

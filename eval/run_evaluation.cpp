@@ -293,11 +293,14 @@ json run_evaluation(const std::string& checkpoint_arg, const std::string& out_di
     distance_rows.push_back({{"distance", row.distance}, {"beyond_window", row.beyond}, {"trials", row.tally.answers},
                              {"exact_accuracy", row.tally.exact_accuracy()},
                              {"per_digit_accuracy", row.tally.token_accuracy()}, {"answer_nll", row.tally.mean_nll()},
-                             {"answer_fa_ratio", row.answer_fa}, {"answer_fa_ratio_per_layer", row.answer_fa_per_layer}});
+                             {"answer_fa_ratio", row.answer_fa}, {"answer_fa_ratio_per_layer", row.answer_fa_per_layer},
+                             {"fa_ratio_all_positions", row.all_fa}});
   r["passkey_by_distance"] = {{"length", T}, {"distances", pd.distances}, {"trials_per_distance", pd.trials},
                               {"inside_window", tally_json(pdr.inside)}, {"beyond_window", tally_json(pdr.beyond)},
                               {"answer_fa_ratio_inside_per_layer", pdr.answer_fa_inside_per_layer},
                               {"answer_fa_ratio_beyond_per_layer", pdr.answer_fa_beyond_per_layer},
+                              {"fa_ratio_all_positions_inside", pdr.all_fa_inside},
+                              {"fa_ratio_all_positions_beyond", pdr.all_fa_beyond},
                               {"rows", distance_rows}};
 
   // ---- MQAR ----
