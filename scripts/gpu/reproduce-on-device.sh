@@ -91,7 +91,7 @@ pack_state() {
 
 rc=0
 # timeout signals the pipeline's process group (the trainings included) at BUDGET seconds.
-VARIANT=gpu RUN=$RUN SWIATTN="$SW/bin/swiattn" CACHE_DIR="$SW/data/cache" DEVICE=${DEVICE:-cuda} ONLY="$ONLY" \
+SWIATTN_COMMIT=${SWIATTN_COMMIT:-$(cat "$SW/COMMIT")} VARIANT=gpu RUN=$RUN SWIATTN="$SW/bin/swiattn" CACHE_DIR="$SW/data/cache" DEVICE=${DEVICE:-cuda} ONLY="$ONLY" \
   PYTHONUNBUFFERED=1 timeout -k 20 "$BUDGET" python3 scripts/reproduce.py 2>&1 | tee "$STATE_OUT/device.log" || rc=$?
 if [ "$rc" = 124 ]; then
   echo "reproduce-on-device: stopped at the budget of ${BUDGET}s; the next piece resumes" | tee -a "$STATE_OUT/device.log"
