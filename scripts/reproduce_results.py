@@ -138,7 +138,7 @@ def compare(sw, base, label, path, lower, trials_path):
 
 def svg_panels(title, panels, path):
     """panels: [(x_label, y_label, y_range or None, series)], series: [(name, [(x, y, yerr)], color, dashed)]."""
-    pw, ph, left, top, gap, legend = 360, 300, 70, 60, 90, 190
+    pw, ph, left, top, gap, legend = 360, 300, 70, 60, 90, 250
     width = left + len(panels) * (pw + gap) - gap + legend
     height = top + ph + 70
     out = [f'<?xml version="1.0" encoding="UTF-8"?>',
@@ -199,7 +199,7 @@ def svg_panels(title, panels, path):
 
 def svg_grouped_bars(title, groups, series, path, y_max=1.0):
     """series: [(name, [value per group])]; NaN draws 'n/a'."""
-    width, height, left, top, pw, ph = 760, 440, 70, 50, 500, 320
+    width, height, left, top, pw, ph = 840, 440, 70, 50, 500, 320
     slot = pw / max(len(groups), 1)
     bar = slot * 0.8 / max(len(series), 1)
     out = [f'<?xml version="1.0" encoding="UTF-8"?>',
@@ -333,13 +333,13 @@ def main():
         def points(names, path):
             return [(methods[n].mean(("routing", "fa_ratio")), methods[n].mean(path), std(methods[n].values(path)))
                     for n in names]
-        family = [("SwiAttn", switch_runs, COLORS[1]), ("static interleave", static_runs, COLORS[0])]
-        svg_panels("Full-attention ratio against retrieval and loss (T = %d, W = %d)" % (T, W), [
+        family = [("SwiAttn", switch_runs, COLORS[1]), ("static", static_runs, COLORS[0])]
+        svg_panels("Retrieval and held-out loss against the full-attention ratio (T = %d, W = %d)" % (T, W), [
             ("full-attention ratio", "accuracy beyond / over all answers", (0.0, 1.0),
-             [(f"{fam}: passkey beyond W", points(names, METRICS[2][1]), c, False) for fam, names, c in family] +
-             [(f"{fam}: MQAR", points(names, METRICS[4][1]), c, True) for fam, names, c in family]),
+             [(f"{fam}, passkey beyond W", points(names, METRICS[2][1]), c, False) for fam, names, c in family] +
+             [(f"{fam}, MQAR", points(names, METRICS[4][1]), c, True) for fam, names, c in family]),
             ("full-attention ratio", "held-out loss (nats/token)", None,
-             [(f"{fam}: held-out loss", points(names, METRICS[0][1]), c, False) for fam, names, c in family]),
+             [(f"{fam}, held-out loss", points(names, METRICS[0][1]), c, False) for fam, names, c in family]),
         ], os.path.join(fig_dir, "pareto.svg"))
         L.append("![the ratio sweep](figures/pareto.svg)\n")
 
