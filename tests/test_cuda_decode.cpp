@@ -135,7 +135,9 @@ TEST_CASE("cuda decode: matches the CPU reference, mixed routes, S = 16, lengths
   for (int64_t ctas : {0, 1, 7, 1000})  // default, one CTA for everything, few, many pieces per range
     check_case({"long D64 G4 ctas " + std::to_string(ctas), 8192, 4, 1, 64, w, ctas, lengths, routes}, 11 + ctas);
   // D 128, G 2 (the benchmark's shape) with 8 kv heads: ranges of different heads side by side.
-  check_case({"long D128 G2 Hkv8 ctas 300", 8192, 16, 8, 128, w, 300, lengths, routes}, 77);
+  const std::vector<int64_t> shorter{1, 3, w - 1, w, w + 1, 2100, 1, 3, w - 1, w, w + 1, 2100, 200, 777, 2, 1500};
+  check_case({"D128 G2 Hkv8 ctas 300", 2100, 16, 8, 128, w, 300, shorter, routes}, 77);
+  check_case({"D128 G2 Hkv8 ctas 0", 2100, 16, 8, 128, w, 0, shorter, routes}, 78);
 }
 
 TEST_CASE("cuda decode: head dims 64 and 128, groups 1, 2, 4, 8, windows") {
