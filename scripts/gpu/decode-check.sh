@@ -31,8 +31,8 @@ if ! source scripts/gpu/unpack.sh >"$LOG_DIR/unpack.log" 2>&1; then
 fi
 export SWIATTN_CLI="$SW/bin/swiattn"  # the CLI test of tests/test_cuda_generate.cpp runs this binary
 export OMP_WAIT_POLICY=passive
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; cat "$SW/COMMIT"; } \
-  >"$LOG_DIR/device.txt" 2>&1 || true
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
+  cat "$SW/COMMIT"; } >"$LOG_DIR/device.txt"
 
 stage() {  # stage NAME SECONDS LOG command...
   local name=$1 limit=$2 log=$3 t0
@@ -50,8 +50,8 @@ TESTS='cuda decode*,cuda generate*,cuda: every op*,decode*,sampling*'
 stage tests 90 tests.log "$SW/bin/swiattn_tests" -tc="$TESTS"
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 SMALL='cuda decode: pieces*,cuda decode: the routes*'
-stage memcheck 45 memcheck.log "$SAN" --tool memcheck --error-exitcode 1 "$SW/bin/swiattn_tests" -tc="$SMALL,cuda generate: greedy*"
-stage racecheck 40 racecheck.log "$SAN" --tool racecheck --error-exitcode 1 "$SW/bin/swiattn_tests" -tc="$SMALL"
+stage memcheck 60 memcheck.log "$SAN" --tool memcheck --error-exitcode 1 "$SW/bin/swiattn_tests" -tc="$SMALL,cuda generate: greedy*"
+stage racecheck 35 racecheck.log "$SAN" --tool racecheck --error-exitcode 1 "$SW/bin/swiattn_tests" -tc="$SMALL"
 stage bench 160 bench.log python3 bench/run.py --swiattn "$SW/bin/swiattn" --skip prefill,train --out "$LOG_DIR/bench.md"
 
 # ---- summary (last: only the end of the output may be read) ----
@@ -61,7 +61,7 @@ for s in tests memcheck racecheck bench; do printf '%-10s %s\n' "$s" "${status[$
 echo "-- tests: $(grep -E '^\[doctest\] (test cases|assertions)' "$LOG_DIR/tests.log" | tr '\n' ' ')"
 echo "   skipped without a device: $(grep -c 'SKIPPED (no CUDA device)' "$LOG_DIR/tests.log")"
 grep -E '^cuda (decode|generate)' "$LOG_DIR/tests.log" | cut -c1-200 | head -40
-grep -B4 -A3 -E 'ERROR:|FATAL ERROR|failed' "$LOG_DIR/tests.log" | grep -vE '^\s*$' | cut -c1-200 | head -40
+grep -B3 -A2 -E 'ERROR:' "$LOG_DIR/tests.log" | grep -vE '^\s*$|^=+$' | cut -c1-200 | head -40
 echo "-- sanitizers: memcheck $(grep -E 'ERROR SUMMARY' "$LOG_DIR/memcheck.log" | tail -1); racecheck $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$LOG_DIR/racecheck.log" | tail -1)"
 echo "-- benchmarks ($LOG_DIR/bench.md):"
 if [ -f "$LOG_DIR/bench.md" ]; then grep -E '^\||^Copy|^## ' "$LOG_DIR/bench.md"; else tail -20 "$LOG_DIR/bench.log"; fi
