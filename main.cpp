@@ -1,7 +1,8 @@
 // main.cpp: the one command-line binary, build/swiattn.
 //
 //   swiattn demo [--out DIR]
-//   swiattn generate --checkpoint DIR [--prompt TEXT] [--tokens N] [--temperature X] [--seed N]
+//   swiattn generate --checkpoint DIR [--prompt TEXT | --prompts-file FILE] [--tokens N]
+//                    [--temperature X] [--top-k K] [--top-p P] [--seed N] [--device cpu|cuda]
 //   swiattn train [--config FILE.json] [--set section.key=value]... [--out DIR] [--init-from CKPT]
 //                 [--device cpu|cuda] [--print-config] | swiattn train --resume DIR
 //   swiattn eval --checkpoint DIR --out DIR [--set eval.key=value]... [--device cpu|cuda]
@@ -9,6 +10,7 @@
 //
 // With no --config the embedded default (train/config.h) is used: a tiny byte-level model on
 // real English text that trains on 2 CPU cores in a few minutes.
+#include <algorithm>
 #include <cstring>
 #include <iomanip>
 #include <iostream>
@@ -20,6 +22,7 @@
 #include <type_traits>
 
 #include "bench/cli.h"
+#include "data/read_file.h"
 #include "data/tokenizer.h"
 #include "eval/cli.h"
 #include "model/checkpoint.h"
@@ -61,12 +64,19 @@ constexpr const char* kUsage =
     "  swiattn eval table --out FILE.md NAME=EVAL_DIR [NAME=EVAL_DIR ...]\n"
     "                          the reproduction table; one NAME must be FullAttn\n"
     "\n"
-    "options for generate:\n"
-    "  --checkpoint DIR        a directory written by train (required)\n"
+    "options for generate (docs/decoding.md):\n"
+    "  --checkpoint DIR        a checkpoint, or the folder train wrote (DIR/checkpoint) (required)\n"
     "  --prompt TEXT           (default \"The \")\n"
-    "  --tokens N              new tokens to sample (default 200)\n"
-    "  --temperature X         (default 0.8)\n"
-    "  --seed N                (default 0)\n";
+    "  --prompts-file FILE     one prompt per line, all decoded as one batch; results in the\n"
+    "                          file's order\n"
+    "  --tokens N              new tokens per prompt (default 200)\n"
+    "  --temperature X         0 = greedy (argmax); default 0.8\n"
+    "  --top-k K               sample among the K most likely tokens (default 0 = off)\n"
+    "  --top-p P               nucleus sampling, P in (0, 1] (default 1 = off)\n"
+    "  --seed N                (default 0)\n"
+    "  --device cpu|cuda       where the model and its KV cache live (default cpu)\n"
+    "  --dtype float32|float64|bfloat16  compute dtype (default: the checkpoint's train.dtype;\n"
+    "                          float64 on the cpu only, bfloat16 on cuda only)\n";
 
 using swiattn::UsageError;
 
@@ -160,13 +170,34 @@ N parse_number(const std::string& option, const std::string& text) {
   return value;
 }
 
-// Loads a checkpoint, samples with the KV cache and prints the text, then the spec §8 count of
-// keys read per decoded token (averaged over layers) and the full-attention ratio per layer.
+// The prompts of a --prompts-file: one per line ("\r\n" endings too); an empty line is an error.
+std::vector<std::string> read_prompts_file(const std::string& path) {
+  const std::string text = swiattn::read_whole_file(path, "--prompts-file");
+  std::vector<std::string> lines;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(at, end - at);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty())
+      throw UsageError("--prompts-file " + path + ": line " + std::to_string(lines.size() + 1) + " is empty");
+    lines.push_back(line);
+    at = end + 1;
+  }
+  if (lines.empty()) throw UsageError("--prompts-file " + path + " holds no prompt");
+  return lines;
+}
+
+// Loads a checkpoint, decodes every prompt with the KV cache as one batch (model/decode.h) and
+// prints the texts in input order; then, per sequence, the spec §8 keys read per decoded token
+// (averaged over layers) and the full-attention ratio per layer of its decoded tokens.
 int run_generate(const std::vector<std::string>& args) {
-  std::string dir, prompt_text = "The ";
+  std::string dir, prompt_text = "The ", prompts_file, device_arg = "cpu", dtype_arg;
   int64_t new_tokens = 200;
-  double temperature = 0.8;
+  swiattn::SamplingOptions sampling;
   uint64_t seed = 0;
+  bool have_prompt = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> const std::string& {
@@ -174,37 +205,85 @@ int run_generate(const std::vector<std::string>& args) {
       return args[++i];
     };
     if (a == "--checkpoint") dir = value();
-    else if (a == "--prompt") prompt_text = value();
+    else if (a == "--prompt") prompt_text = value(), have_prompt = true;
+    else if (a == "--prompts-file") prompts_file = value();
     else if (a == "--tokens") new_tokens = parse_number<int64_t>(a, value());
-    else if (a == "--temperature") temperature = parse_number<double>(a, value());
+    else if (a == "--temperature") sampling.temperature = parse_number<double>(a, value());
+    else if (a == "--top-k") sampling.top_k = parse_number<int64_t>(a, value());
+    else if (a == "--top-p") sampling.top_p = parse_number<double>(a, value());
     else if (a == "--seed") seed = parse_number<uint64_t>(a, value());
+    else if (a == "--device") device_arg = value();
+    else if (a == "--dtype") dtype_arg = value();
     else throw UsageError("unknown option for generate: " + a);
   }
   if (dir.empty()) throw UsageError("generate needs --checkpoint DIR");
-  const swiattn::Config run = swiattn::read_checkpoint_run_config(dir);
-  const swiattn::DType dtype = run.train.dtype == "float64" ? swiattn::DType::F64 : swiattn::DType::F32;
-  swiattn::Transformer model(swiattn::read_checkpoint_model_config(dir), dtype, 0);
-  swiattn::load_model_weights(dir, model);
+  if (have_prompt && !prompts_file.empty()) throw UsageError("give --prompt or --prompts-file, not both");
+  if (new_tokens < 1) throw UsageError("--tokens must be >= 1, got " + std::to_string(new_tokens));
+  if (device_arg != "cpu" && device_arg != "cuda") throw UsageError("--device: cpu or cuda, got \"" + device_arg + "\"");
+  try {
+    swiattn::check_sampling(sampling);
+  } catch (const swiattn::Error& e) {
+    throw UsageError(e.what());
+  }
+  const std::vector<std::string> texts = prompts_file.empty() ? std::vector<std::string>{prompt_text}
+                                                              : read_prompts_file(prompts_file);
+  const std::string ckpt = swiattn::resolve_checkpoint_dir(dir, "generate");
+  const swiattn::Config run = swiattn::read_checkpoint_run_config(ckpt);
+  const swiattn::ModelConfig config = swiattn::read_checkpoint_model_config(ckpt);
+  const swiattn::Device device = device_arg == "cuda" ? swiattn::Device::CUDA : swiattn::Device::CPU;
+  // The compute dtype: --dtype, else the checkpoint's train.dtype as far as the device has it.
+  std::string dtype_name = dtype_arg.empty() ? run.train.dtype : dtype_arg;
+  if (dtype_arg.empty() && device == swiattn::Device::CUDA && dtype_name == "float64") dtype_name = "float32";
+  if (dtype_arg.empty() && device == swiattn::Device::CPU && dtype_name == "bfloat16") dtype_name = "float32";
+  if (dtype_name != "float32" && dtype_name != "float64" && dtype_name != "bfloat16")
+    throw UsageError("--dtype: float32, float64 or bfloat16, got \"" + dtype_name + "\"");
+  if (dtype_name == "float64" && device == swiattn::Device::CUDA) throw UsageError("--dtype float64 runs on the cpu only");
+  if (dtype_name == "bfloat16" && device == swiattn::Device::CPU) throw UsageError("--dtype bfloat16 runs on cuda only");
+  swiattn::Transformer model(config, dtype_name == "float64" ? swiattn::DType::F64 : swiattn::DType::F32, 0);
+  swiattn::load_model_weights(ckpt, model);
+  if (device == swiattn::Device::CUDA) model.to(device);
+  if (dtype_name == "bfloat16") model.set_compute_dtype(swiattn::DType::BF16);
+
   const auto tokenizer = swiattn::make_tokenizer(run.data.tokenizer, run.data.cache_dir);
-  const std::vector<int32_t> prompt = tokenizer->encode(prompt_text);
-  if (prompt.empty()) throw UsageError("--prompt encodes to no tokens");
+  std::vector<std::vector<int32_t>> prompts;
+  size_t longest = 0;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    prompts.push_back(tokenizer->encode(texts[i]));
+    if (prompts.back().empty()) throw UsageError("prompt " + std::to_string(i + 1) + " encodes to no tokens");
+    longest = std::max(longest, prompts.back().size());
+  }
+  const int64_t reach = static_cast<int64_t>(longest) + new_tokens;  // the last position generated, + 1
+  if (reach > run.train.seq_len)
+    std::cerr << "warning: generation reaches " << reach << " tokens, past the trained context (train.seq_len = "
+              << run.train.seq_len << "); positions beyond it were never trained and the text may degrade\n";
   swiattn::Rng rng(seed);
   swiattn::DecodeStats stats;
-  const auto ids = swiattn::generate_with_cache(model, prompt, new_tokens, temperature, rng, &stats);
-  std::cout << tokenizer->decode(ids) << "\n";
-  double decoded = 0, keys = 0, bytes = 0;  // generated tokens only (prefill excluded)
-  for (size_t i = 0; i < stats.tokens.size(); ++i)
-    if (stats.tokens[i].position >= static_cast<int64_t>(prompt.size())) {
-      decoded += 1;
-      keys += stats.keys_read_tokens(i);
-      bytes += stats.keys_read_bytes(i);
+  const auto outputs = swiattn::generate_batch(model, prompts, new_tokens, sampling, rng, &stats);
+  for (size_t s = 0; s < outputs.size(); ++s) {
+    if (outputs.size() > 1) std::cout << "### sequence " << s + 1 << " (prompt line " << s + 1 << ")\n";
+    std::cout << tokenizer->decode(outputs[s]) << "\n";
+  }
+  std::cout << std::flush;
+  // Per sequence: generated tokens only (the prompt's tokens are recorded by the prefill).
+  for (size_t s = 0; s < outputs.size(); ++s) {
+    double decoded = 0, keys = 0, bytes = 0;
+    for (size_t i = 0; i < stats.tokens.size(); ++i)
+      if (!stats.tokens[i].prefill && stats.tokens[i].sequence == static_cast<int64_t>(s)) {
+        decoded += 1;
+        keys += stats.keys_read_tokens(i);
+        bytes += stats.keys_read_bytes(i);
+      }
+    std::cerr << (outputs.size() > 1 ? "sequence " + std::to_string(s + 1) + ": " : std::string());
+    if (decoded == 0) {  // --tokens 1: the one new token came from the prefill's logits
+      std::cerr << "no decode step (one new token)\n";
+      continue;
     }
-  if (decoded > 0)
     std::cerr << "keys read per decoded token and layer (spec §8): " << keys / decoded << " tokens, "
-              << bytes / decoded << " bytes\n";
-  std::cerr << "full-attention ratio per layer:";
-  for (int64_t l = 0; l < stats.num_layers; ++l) std::cerr << " " << stats.full_attention_ratio(l);
-  std::cerr << "\n";
+              << bytes / decoded << " bytes; full-attention ratio per layer:";
+    for (int64_t l = 0; l < stats.num_layers; ++l)
+      std::cerr << " " << stats.decoded_full_attention_ratio(l, static_cast<int64_t>(s));
+    std::cerr << "\n";
+  }
   return 0;
 }
 

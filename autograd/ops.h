@@ -48,8 +48,10 @@ Var merge_heads(const Var& x);
 // ---- ops_norm.cpp ----
 Var embedding(const Var& weight /* (V, C) */, const Tensor& ids /* (B, T) int32 */);  // (B, T, C)
 Var rms_norm(const Var& x /* (..., C) */, const Var& gain /* (C) */, double eps);      // (..., C)
-// Rotary embedding of x (B, T, H, D) at positions position_offset + t; D even.
-Var rope(const Var& x, double base, int64_t position_offset = 0);
+// Rotary embedding of x (B, T, H, D) at positions position_offset + row_positions[b] + t; D even.
+// row_positions: undefined (all 0), or (B) int32 on x's device: where each row of the batch
+// starts (a decode step feeds sequence b's next token at position length(b): model/decode.h).
+Var rope(const Var& x, double base, int64_t position_offset = 0, const Tensor& row_positions = Tensor());
 
 // ---- ops_loss.cpp ----
 Var softmax(const Var& x);  // over the last dim

@@ -61,25 +61,29 @@ Var rms_norm(const Var& x, const Var& gain, double eps) {
   });
 }
 
-Var rope(const Var& x, double base, int64_t position_offset) {
+Var rope(const Var& x, double base, int64_t position_offset, const Tensor& row_positions) {
   const Tensor& X = x.value();
   check_float_any_device("rope", X);
   check_ndim("rope", X, 4, "(B, T, H, D)");
   if (X.dim(3) % 2 != 0) throw Error("rope: head dim must be even, got shape " + shape_str(X.shape()));
   const int64_t B = X.dim(0), T_ = X.dim(1), H = X.dim(2), D = X.dim(3);
+  if (row_positions.defined() && (row_positions.dtype() != DType::I32 || row_positions.shape() != Shape{B}))
+    shape_error("rope", "row_positions must be int32 (B) for x (B, T, H, D)", X, row_positions);
+  if (row_positions.defined()) check_same_device("rope", X, row_positions);
+  const int32_t* rows = row_positions.defined() && X.device() == Device::CPU ? row_positions.data<int32_t>() : nullptr;
   Tensor y = Tensor::empty(X.shape(), X.dtype(), X.device());
-  if (X.device() == Device::CUDA) cuda::rope_apply(X, base, position_offset, y, false, false);
+  if (X.device() == Device::CUDA) cuda::rope_apply(X, base, position_offset, row_positions, y, false, false);
   else dispatch_float(X.dtype(), "rope", [&](auto zero) {
     using T = decltype(zero);
-    cpu::rope_apply<T>(B, T_, H, D, base, position_offset, X.data<T>(), y.data<T>(), false, false);
+    cpu::rope_apply<T>(B, T_, H, D, base, position_offset, rows, X.data<T>(), y.data<T>(), false, false);
   });
   return make_op_result(OpId::Rope, y, {x}, [=](const Tensor& dy) {
     // y = R(p) x, a rotation per pair  =>  dx += R(p)^T dy = R(-p) dy
-    if (X.device() == Device::CUDA) return cuda::rope_apply(dy, base, position_offset, x.grad_buffer(), true, true);
+    if (X.device() == Device::CUDA)
+      return cuda::rope_apply(dy, base, position_offset, row_positions, x.grad_buffer(), true, true);
     dispatch_float(X.dtype(), "rope", [&](auto zero) {
       using T = decltype(zero);
-      cpu::rope_apply<T>(B, T_, H, D, base, position_offset, dy.data<T>(),
-                         x.grad_buffer().data<T>(), true, true);
+      cpu::rope_apply<T>(B, T_, H, D, base, position_offset, rows, dy.data<T>(), x.grad_buffer().data<T>(), true, true);
     });
   });
 }

@@ -21,10 +21,22 @@ struct Options {
   std::vector<double> r{0.0, 0.13, 0.5, 1.0};        // full-attention ratios
   int64_t B = 1, Hq = 16, Hkv = 8, D = 128, window = 1024;
   int64_t S = 16;               // decode: sequences
-  int64_t keys_per_split = 0;   // decode: 0 = the kernel's default
+  int64_t ctas = 0;             // decode: the kernel's grid; 0 = its default (the resident CTAs)
   int warmup = 2, reps = 10;    // reps drop to 3 when one run takes over 200 ms
   uint64_t seed = 1;
   bool flush_l2 = true;         // flush L2 before each timed rep
+};
+
+// `swiattn bench generate` (bench/generate.cpp): end-to-end batched generation, one JSON line per
+// (model, context) with prefill and decode times, tokens/s and the measured full-attention ratio.
+struct GenerateOptions {
+  std::vector<std::string> models{"swiattn", "full"};  // "swiattn" (every layer switch) | "full"
+  std::vector<int64_t> context{8192};                   // prompt tokens per sequence
+  int64_t S = 16, new_tokens = 256;
+  int64_t layers = 8, hidden = 2048, Hq = 16, Hkv = 8, D = 128, ffn = 5632, vocab = 32000, window = 1024;
+  double r = 0.13;  // swiattn: the full-attention ratio the routers are calibrated to
+  uint64_t seed = 1;
+  std::string device = "cuda";  // "cpu" (float32) checks the harness on a machine without a GPU
 };
 
 // A device tensor of `shape` filled with N(0, 1) values rounded to `dtype`, built by tiling one
@@ -41,5 +53,6 @@ double median(std::vector<double> ms);
 void bench_prefill(const Options& o);
 void bench_train_attention(const Options& o);
 void bench_decode(const Options& o);
+void bench_generate(const GenerateOptions& o);
 
 }  // namespace swiattn::bench

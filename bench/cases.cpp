@@ -213,13 +213,13 @@ void bench_decode(const Options& o) {
       // K and V rows read once per kv head (bf16), q read and out written once
       const double bytes = 2.0 * 2.0 * keys * double(o.Hkv * o.D) + 2.0 * 2.0 * double(S * o.Hq * o.D);
       const auto run = [&] {
-        cuda::decode_attention_forward(o.window, q, k, v, lengths, route_dev, out, Tensor(), o.keys_per_split, P);
+        cuda::decode_attention_forward(o.window, q, k, v, lengths, route_dev, out, Tensor(), o.ctas, P);
       };
       char extra[200];
       std::snprintf(extra, sizeof extra,
-                    ", \"S\": %lld, \"cache\": %lld, \"full_sequences\": %lld, \"keys_per_split\": %lld, \"kv_bytes\": %.6e",
+                    ", \"S\": %lld, \"cache\": %lld, \"full_sequences\": %lld, \"ctas\": %lld, \"kv_bytes\": %.6e",
                     (long long)S, (long long)P, (long long)std::count(route32.begin(), route32.end(), 1),
-                    (long long)o.keys_per_split,
+                    (long long)o.ctas,
                     2.0 * 2.0 * keys * double(o.Hkv * o.D));
       print_case("decode", o, 1, r, time_case(o, run), flops, bytes, "decode_attention_forward", extra);
     }

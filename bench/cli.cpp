@@ -13,14 +13,18 @@ namespace swiattn {
 namespace {
 
 const char* kUsage =
-    "usage: swiattn bench <prefill | train-attention | decode> [options]\n"
+    "usage: swiattn bench <prefill | train-attention | decode | generate> [options]\n"
     "  prefill          routed attention forward (hard routes), B x T, full-attention ratio r\n"
     "  train-attention  forward + backward of one switch attention layer, both branches\n"
     "  decode           one decode step for S sequences over a cache of `cache` keys each\n"
+    "  generate         end-to-end batched generation (prefill + greedy decode) with the KV cache\n"
     "options (lists are comma-separated):\n"
     "  --T 4096,8192,16384,32768   --r 0,0.13,0.5,1   --cache 8192,32768   --S 16\n"
-    "  --B 1 --Hq 16 --Hkv 8 --D 128 --w 1024   --keys-per-split 0 (decode; 0 = default)\n"
+    "  --B 1 --Hq 16 --Hkv 8 --D 128 --w 1024   --ctas 0 (decode: the kernel's grid; 0 = default)\n"
     "  --warmup 2 --reps 10 --seed 1 --no-flush (keep L2 between reps)\n"
+    "options of generate: --models swiattn,full --context 8192 --S 16 --new-tokens 256 --r 0.13\n"
+    "  --layers 8 --hidden 2048 --Hq 16 --Hkv 8 --D 128 --ffn 5632 --vocab 32000 --w 1024 --seed 1\n"
+    "  --device cuda|cpu (cpu: float32, to check the harness)\n"
     "prints one JSON line per case (bench/bench.h).\n";
 
 template <class T>
@@ -44,6 +48,50 @@ int64_t parse_positive(const std::string& flag, const std::string& text) {
   return v;
 }
 
+// `swiattn bench generate [options]` (bench/generate.cpp).
+int run_bench_generate(const std::vector<std::string>& args) {
+  bench::GenerateOptions o;
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& flag = args[i];
+    if (i + 1 >= args.size()) throw Error("bench: " + flag + " needs a value\n" + kUsage);
+    const std::string& value = args[++i];
+    if (flag == "--models") {
+      o.models.clear();
+      std::stringstream ss(value);
+      std::string m;
+      while (std::getline(ss, m, ',')) {
+        if (m != "swiattn" && m != "full") throw Error("bench: --models: swiattn or full, got '" + m + "'");
+        o.models.push_back(m);
+      }
+      if (o.models.empty()) throw Error("bench: --models: empty list");
+    } else if (flag == "--context") o.context = parse_list<int64_t>(flag, value);
+    else if (flag == "--S") o.S = parse_positive(flag, value);
+    else if (flag == "--new-tokens") o.new_tokens = parse_positive(flag, value);
+    else if (flag == "--r") o.r = parse_list<double>(flag, value).at(0);
+    else if (flag == "--layers") o.layers = parse_positive(flag, value);
+    else if (flag == "--hidden") o.hidden = parse_positive(flag, value);
+    else if (flag == "--Hq") o.Hq = parse_positive(flag, value);
+    else if (flag == "--Hkv") o.Hkv = parse_positive(flag, value);
+    else if (flag == "--D") o.D = parse_positive(flag, value);
+    else if (flag == "--ffn") o.ffn = parse_positive(flag, value);
+    else if (flag == "--vocab") o.vocab = parse_positive(flag, value);
+    else if (flag == "--w") o.window = parse_positive(flag, value);
+    else if (flag == "--seed") o.seed = static_cast<uint64_t>(parse_list<int64_t>(flag, value).at(0));
+    else if (flag == "--device") o.device = value;
+    else throw Error("bench: unknown option " + flag + " for generate\n" + kUsage);
+  }
+  for (int64_t c : o.context)
+    if (c <= 0) throw Error("bench: --context values must be > 0");
+  if (o.r < 0.0 || o.r > 1.0) throw Error("bench: --r must lie in [0, 1], got " + std::to_string(o.r));
+  if (o.new_tokens < 2) throw Error("bench: --new-tokens must be >= 2 (the first token comes from the prefill)");
+  if (o.device != "cuda" && o.device != "cpu") throw Error("bench: --device: cuda or cpu, got '" + o.device + "'");
+  if (o.device == "cuda" && cuda::device_count() == 0)
+    throw Error("bench: needs a CUDA device (" + cuda::device_description() + "); --device cpu checks the harness");
+  std::fprintf(stderr, "bench generate on %s\n", o.device == "cuda" ? cuda::device_description().c_str() : "the cpu");
+  bench::bench_generate(o);
+  return 0;
+}
+
 }  // namespace
 
 int run_bench_command(const std::vector<std::string>& args) {
@@ -52,6 +100,7 @@ int run_bench_command(const std::vector<std::string>& args) {
     return args.empty() ? 2 : 0;
   }
   const std::string sub = args[0];
+  if (sub == "generate") return run_bench_generate(args);
   bench::Options o;
   for (size_t i = 1; i < args.size(); ++i) {
     const std::string& flag = args[i];
@@ -70,7 +119,7 @@ int run_bench_command(const std::vector<std::string>& args) {
     else if (flag == "--Hkv") o.Hkv = parse_positive(flag, value);
     else if (flag == "--D") o.D = parse_positive(flag, value);
     else if (flag == "--w") o.window = parse_positive(flag, value);
-    else if (flag == "--keys-per-split") o.keys_per_split = parse_list<int64_t>(flag, value).at(0);
+    else if (flag == "--ctas") o.ctas = parse_list<int64_t>(flag, value).at(0);
     else if (flag == "--warmup") o.warmup = static_cast<int>(parse_list<int64_t>(flag, value).at(0));
     else if (flag == "--reps") o.reps = static_cast<int>(parse_positive(flag, value));
     else if (flag == "--seed") o.seed = static_cast<uint64_t>(parse_list<int64_t>(flag, value).at(0));
@@ -83,7 +132,7 @@ int run_bench_command(const std::vector<std::string>& args) {
   for (int64_t c : o.cache)
     if (c <= 0) throw Error("bench: --cache values must be > 0");
   if (o.Hq % o.Hkv != 0) throw Error("bench: --Hq must be a multiple of --Hkv");
-  if (o.warmup < 0 || o.keys_per_split < 0) throw Error("bench: --warmup and --keys-per-split must be >= 0");
+  if (o.warmup < 0 || o.ctas < 0) throw Error("bench: --warmup and --ctas must be >= 0");
   if (sub != "prefill" && sub != "train-attention" && sub != "decode")
     throw Error("bench: unknown subcommand '" + sub + "'\n" + kUsage);
   if (cuda::device_count() == 0)

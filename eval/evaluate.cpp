@@ -166,19 +166,21 @@ HeldOutResult evaluate_held_out(const Transformer& model, const std::vector<std:
 
 DecodeMeasurement measure_decode(const Transformer& model, const std::vector<int32_t>& tokens) {
   if (tokens.empty()) throw Error("measure_decode: no tokens");
-  if (model.device() != Device::CPU) throw Error("measure_decode: the model must be on the CPU");
   const ModelConfig& c = model.config();
   const int64_t n = static_cast<int64_t>(tokens.size()), W = c.sliding_window;
   DecodeMeasurement d;
-  // The real decode path: one token per step through the unified KV cache, counting keys read.
-  KvCache cache(c, model.dtype(), 1, n);
+  // The real decode path, on the model's device: one token per step through the unified KV
+  // cache (model/decode.h), counting the keys each step's attention read.
+  Decoder decoder(model, 1, n);
   DecodeStats stats;
-  for (int32_t token : tokens) decode_step(model, cache, {token}, &stats);
+  for (int32_t token : tokens) decoder.step({token}, &stats);
   for (size_t i = 0; i < stats.tokens.size(); ++i) d.measured.push_back(stats.keys_read_tokens(i));
   d.bytes_per_token_key = 2.0 * static_cast<double>(stats.kv_heads * stats.head_dim * stats.bytes_per_element);
   // The spec §8 formula from the routes of one full forward over the same tokens.
   NoGradGuard no_grad;
-  const ForwardResult f = model.forward_with_routing(Tensor::from_ints(tokens, {1, n}), false);
+  Tensor ids = Tensor::from_ints(tokens, {1, n});
+  if (model.device() != Device::CPU) ids = ids.to(model.device());
+  const ForwardResult f = model.forward_with_routing(ids, false);
   const Routes routes = routes_of(model, f.routing, 0, n);
   d.formula = decode_keys_read_formula(routes, W);
   for (int64_t t = 0; t < n; ++t) {

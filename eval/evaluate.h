@@ -67,7 +67,9 @@ struct DecodeMeasurement {
   int64_t route_mismatches = 0;        // (layer, position) pairs where decode and forward routed differently
   double bytes_per_token_key = 0.0;    // 2 * Hkv * D * bytes per element: bytes of one key + value
 };
-// Feeds `tokens` one per decode step through a KvCache (decode_step), counting keys read.
+// Feeds `tokens` one per decode step through a Decoder (model/decode.h) on the model's device,
+// counting keys read. On CUDA a route of the one-row step can differ from the full forward's
+// where the router's probability sits at the threshold within rounding (route_mismatches says).
 DecodeMeasurement measure_decode(const Transformer& model, const std::vector<int32_t>& tokens);
 
 // Loads the checkpoint (DIR or DIR/checkpoint), evaluates it, writes OUT/results.json, the SVG

@@ -199,6 +199,15 @@ void save_checkpoint(const std::string& dir, const Transformer& model, const Con
 // Loading
 // ---------------------------------------------------------------------------------------------
 
+std::string resolve_checkpoint_dir(const std::string& dir, const std::string& what) {
+  if (dir.empty()) throw Error(what + ": --checkpoint DIR is required");
+  if (!fs::exists(dir)) throw Error(what + ": checkpoint " + dir + " does not exist");
+  if (fs::exists(fs::path(dir) / "model.safetensors")) return dir;
+  if (fs::exists(fs::path(dir) / "checkpoint" / "model.safetensors")) return (fs::path(dir) / "checkpoint").string();
+  throw Error(what + ": no checkpoint in " + dir + " (expected " + dir + "/model.safetensors or " + dir +
+              "/checkpoint/model.safetensors, as swiattn train writes)");
+}
+
 ModelConfig read_checkpoint_model_config(const std::string& dir) {
   const std::string path = path_in(dir, kConfigFile);
   ModelConfig config = model_config_from_hf_json(read_json_file(path), path);

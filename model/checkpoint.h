@@ -49,6 +49,9 @@ void save_checkpoint(const std::string& dir, const Transformer& model, const Con
                      const AdamW* optimizer, const nlohmann::json& trainer_state);
 
 // ---- loading ----
+// DIR itself when it holds model.safetensors, else DIR/checkpoint (the folder `swiattn train
+// --out DIR` writes). Throws an Error naming `what` ("generate") and both places looked at.
+std::string resolve_checkpoint_dir(const std::string& dir, const std::string& what);
 ModelConfig read_checkpoint_model_config(const std::string& dir);  // config.json, validated
 Config read_checkpoint_run_config(const std::string& dir);         // run_config.json, not validated
 nlohmann::json read_trainer_state(const std::string& dir);         // null json when absent

@@ -1,11 +1,14 @@
+// model/decode.cpp: see model/decode.h. The Decoder only feeds the model's own forward
+// (Transformer::final_hidden) in its prefill and step modes and keeps the books; the arithmetic
+// of a layer lives in model/transformer.cpp, the cache's reads and writes in model/kv_cache.cpp.
 #include "model/decode.h"
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
-#include "kernels/cpu/attention.h"
-#include "model/sampling.h"
+#include "kernels/cpu/decode_attention.h"
 
 namespace swiattn {
 
@@ -28,199 +31,189 @@ double DecodeStats::mean_keys_read_tokens() const {
   return tokens.empty() ? 0.0 : total / static_cast<double>(tokens.size());
 }
 
-double DecodeStats::full_attention_ratio(int64_t layer) const {
-  if (layer < 0 || layer >= num_layers)
+static void check_stats_layer(const DecodeStats& s, int64_t layer) {
+  if (layer < 0 || layer >= s.num_layers)
     throw Error("decode stats: layer " + std::to_string(layer) + " out of range [0, " +
-                std::to_string(num_layers) + ")");
+                std::to_string(s.num_layers) + ")");
+}
+
+double DecodeStats::full_attention_ratio(int64_t layer) const {
+  check_stats_layer(*this, layer);
   double full = 0;
   for (const DecodedToken& token : tokens) full += token.full_attention[layer];
   return tokens.empty() ? 0.0 : full / static_cast<double>(tokens.size());
 }
 
+double DecodeStats::decoded_full_attention_ratio(int64_t layer, int64_t sequence) const {
+  check_stats_layer(*this, layer);
+  double full = 0, count = 0;
+  for (const DecodedToken& token : tokens)
+    if (token.sequence == sequence && !token.prefill) {
+      full += token.full_attention[layer];
+      count += 1;
+    }
+  return count > 0 ? full / count : std::numeric_limits<double>::quiet_NaN();
+}
+
 namespace {
 
-void check_cache_fits_model(const Transformer& model, const KvCache& cache) {
-  const ModelConfig& c = model.config();
-  if (cache.num_layers() != c.num_hidden_layers || cache.kv_heads() != c.num_key_value_heads ||
-      cache.head_dim() != c.head_dim || cache.dtype() != model.dtype() ||
-      cache.capacity() > c.max_position_embeddings)
-    throw Error("decode: the cache (L " + std::to_string(cache.num_layers()) + ", Hkv " +
-                std::to_string(cache.kv_heads()) + ", D " + std::to_string(cache.head_dim()) + ", " +
-                dtype_name(cache.dtype()) + ", capacity " + std::to_string(cache.capacity()) +
-                ") does not fit the model (L " + std::to_string(c.num_hidden_layers) + ", Hkv " +
-                std::to_string(c.num_key_value_heads) + ", D " + std::to_string(c.head_dim) + ", " +
-                dtype_name(model.dtype()) + ", max_position_embeddings " +
-                std::to_string(c.max_position_embeddings) + ")");
-}
-
-// Applies RoPE to row n of x (N, 1, heads, D) at its own position positions[n].
-Tensor rope_rows(const Tensor& x, const std::vector<int64_t>& positions, double base) {
-  Tensor y = Tensor::empty(x.shape(), x.dtype());  // (N, 1, heads, D)
-  for (int64_t n = 0; n < x.dim(0); ++n)
-    y.slice(n, n + 1).copy_from(rope(Var(x.slice(n, n + 1)), base, positions[n]).value());
-  return y;
-}
-
-// The attention half of layer l for one new token per sequence: (N, 1, C) -> (N, 1, C).
-// Writes k, v into the cache and fills records[n].full_attention[l] and .keys_read[l].
-Var attention_step(const Transformer& model, int64_t l, KvCache& cache,
-                   const std::vector<int64_t>& sequences, const std::vector<int64_t>& positions,
-                   const Var& x, std::vector<DecodedToken>& records) {
-  const ModelConfig& c = model.config();
-  const TransformerLayer& layer = model.layers()[l];
-  const int64_t N = x.value().dim(0), H = c.num_attention_heads, Hkv = c.num_key_value_heads,
-                D = c.head_dim;
-  Var u = rms_norm(x, layer.attn_norm, c.rms_norm_eps);                                      // (N, 1, C)
-  const Tensor q = rope_rows(split_heads(matmul(u, layer.attn.q_proj, false, true), H).value(), positions, c.rope_theta);    // (N, 1, H, D)
-  const Tensor k = rope_rows(split_heads(matmul(u, layer.attn.k_proj, false, true), Hkv).value(), positions, c.rope_theta);  // (N, 1, Hkv, D)
-  const Tensor v = split_heads(matmul(u, layer.attn.v_proj, false, true), Hkv).value();                                     // (N, 1, Hkv, D)
-  for (int64_t n = 0; n < N; ++n)  // every token's k, v, whatever its route
-    cache.write(l, sequences[n], k.slice(n, n + 1).reshape({Hkv, D}), v.slice(n, n + 1).reshape({Hkv, D}));
-
-  // The route of each sequence's token: m = 1 reads keys [0, t], m = 0 the window.
-  std::vector<uint8_t> full(static_cast<size_t>(N), layer.type == "full" ? 1 : 0);
-  if (layer.type == "switch") {
-    const Var router_input = c.router_input == "normed" ? u : x;  // the input the forward's router reads
-    const Tensor route = route_tokens(router_input, layer.attn.router_weight, layer.attn.router_bias,
-                                      c.router_threshold).route;  // (N, 1), 0 or 1
-    for (int64_t n = 0; n < N; ++n) full[n] = route.at(n) > 0.5 ? 1 : 0;
-  }
-  std::vector<int64_t> lo(static_cast<size_t>(N));
-  for (int64_t n = 0; n < N; ++n) {
-    lo[n] = cpu::window_begin(positions[n], full[n] ? 0 : layer.window);
-    records[n].full_attention[l] = full[n];
-    records[n].keys_read[l] = positions[n] - lo[n] + 1;
-  }
-
-  Tensor o = Tensor::empty({N, 1, H, D}, x.dtype());  // (N, 1, H, D)
-  dispatch_float(x.dtype(), "decode", [&](auto zero) {
-    using T = decltype(zero);
-    const T scale = static_cast<T>(1.0 / std::sqrt(double(D)));
-    const int64_t stride = cache.key_stride(), group = H / Hkv, P = cache.capacity();
-    const T* keys = cache.keys(l).data<T>();    // (S, P, Hkv, D)
-    const T* values = cache.values(l).data<T>();
-    const T* qp = q.data<T>();
-    T* op = o.data<T>();
-    const int64_t work = N * H * (*std::max_element(positions.begin(), positions.end()) + 1) * D;
-#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (work > (1 << 16))
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t h = 0; h < H; ++h) {
-        const int64_t key0 = sequences[n] * P * stride + (h / group) * D;  // key 0 of kv head h / group
-        cpu::attend_range_forward<T>(D, scale, qp + (n * H + h) * D, keys + key0, values + key0, stride,
-                                     lo[n], positions[n], op + (n * H + h) * D);
-      }
-  });
-  return matmul(merge_heads(Var(o)), layer.attn.o_proj, false, true);  // (N, 1, C)
+// The record of token (s, t) given its route per layer (L), with the keys each layer's
+// attention read: [first key, t] by the decode attention's own rule (kernels/cpu/decode_attention.h).
+DecodedToken token_record(const std::vector<TransformerLayer>& layers, int64_t s, int64_t t, bool prefill,
+                          std::vector<uint8_t> full) {
+  DecodedToken token{s, t, prefill, std::move(full), std::vector<int64_t>(layers.size())};
+  for (size_t l = 0; l < layers.size(); ++l)
+    token.keys_read[l] = t - cpu::decode_first_key(t + 1, token.full_attention[l] != 0, layers[l].window) + 1;
+  return token;
 }
 
 }  // namespace
 
-// ---- decoding ----
+// ---- the decoder ----
 
-Tensor decode_sequences(const Transformer& model, KvCache& cache, const std::vector<int64_t>& sequences,
-                        const std::vector<int32_t>& tokens, DecodeStats* stats) {
-  check_cache_fits_model(model, cache);
-  const int64_t N = static_cast<int64_t>(sequences.size()), L = cache.num_layers();
-  if (N == 0 || tokens.size() != sequences.size())
-    throw Error("decode: need one token per sequence, got " + std::to_string(tokens.size()) +
-                " tokens for " + std::to_string(N) + " sequences");
-  std::vector<int64_t> positions(static_cast<size_t>(N));
-  for (int64_t n = 0; n < N; ++n) {
-    cache.check_room(sequences[n]);  // also checks the index
-    if (std::count(sequences.begin(), sequences.end(), sequences[n]) > 1)
-      throw Error("decode: sequence " + std::to_string(sequences[n]) + " appears twice in one step");
-    positions[n] = cache.length(sequences[n]);  // t
-  }
-  // (A bad token id throws in the embedding, before any layer writes the cache.)
-
-  NoGradGuard no_grad;
-  std::vector<DecodedToken> records(static_cast<size_t>(N));
-  for (int64_t n = 0; n < N; ++n)
-    records[n] = {sequences[n], positions[n], std::vector<uint8_t>(L), std::vector<int64_t>(L)};
-  Var x = embedding(model.embedding_weight(), Tensor::from_ints(tokens, {N, 1}));  // (N, 1, C)
-  for (int64_t l = 0; l < L; ++l) {
-    x = add(x, attention_step(model, l, cache, sequences, positions, x, records));
-    x = add(x, model.mlp_block(model.layers()[l], x));
-  }
-  for (int64_t s : sequences) cache.advance(s);  // every layer has written position t
-  Var h = rms_norm(x, model.final_norm_weight(), model.config().rms_norm_eps);
-  const int64_t V = model.config().vocab_size;
-  const Tensor logits = matmul(h, model.output_weight(), false, true).value().reshape({N, V});  // (N, V)
-
-  if (stats) {
-    stats->num_layers = L;
-    stats->kv_heads = cache.kv_heads();
-    stats->head_dim = cache.head_dim();
-    if (stats->bytes_per_element == 0) stats->bytes_per_element = static_cast<int64_t>(dtype_size(cache.dtype()));
-    for (DecodedToken& r : records) stats->tokens.push_back(std::move(r));
-  }
-  return logits;
+Decoder::Decoder(const Transformer& model, int64_t sequences, int64_t capacity, int64_t prefill_tokens)
+    : model_(model),
+      weights_([&] {
+        NoGradGuard no_grad;  // the casts are plain tensors: made once, no graph
+        return model.compute_weights();
+      }()),
+      cache_(model.config(), model.compute_dtype(), sequences, capacity, model.device()),
+      prefill_tokens_(prefill_tokens) {
+  if (prefill_tokens < 1) throw Error("decoder: prefill_tokens must be >= 1, got " + std::to_string(prefill_tokens));
 }
 
-Tensor decode_step(const Transformer& model, KvCache& cache, const std::vector<int32_t>& tokens,
-                   DecodeStats* stats) {
-  if (static_cast<int64_t>(tokens.size()) != cache.sequences())
-    throw Error("decode_step: need one token per sequence of the cache (" +
-                std::to_string(cache.sequences()) + "), got " + std::to_string(tokens.size()));
-  std::vector<int64_t> all(tokens.size());
-  for (size_t s = 0; s < all.size(); ++s) all[s] = static_cast<int64_t>(s);
-  return decode_sequences(model, cache, all, tokens, stats);
+void Decoder::start_stats(DecodeStats* stats) const {
+  if (!stats) return;
+  stats->num_layers = cache_.num_layers();
+  stats->kv_heads = cache_.kv_heads();
+  stats->head_dim = cache_.head_dim();
+  if (stats->bytes_per_element == 0) stats->bytes_per_element = static_cast<int64_t>(dtype_size(cache_.dtype()));
 }
 
-Tensor prefill(const Transformer& model, KvCache& cache, const std::vector<std::vector<int32_t>>& prompts,
-               DecodeStats* stats) {
-  const int64_t S = cache.sequences();
+Tensor Decoder::prefill(const std::vector<std::vector<int32_t>>& prompts, DecodeStats* stats) {
+  const int64_t S = cache_.sequences(), L = cache_.num_layers(), C = model_.config().hidden_size;
+  const int64_t V = model_.config().vocab_size;
   if (static_cast<int64_t>(prompts.size()) != S)
     throw Error("prefill: need one prompt per sequence of the cache (" + std::to_string(S) + "), got " +
                 std::to_string(prompts.size()));
-  size_t longest = 0;
   for (int64_t s = 0; s < S; ++s) {
     if (prompts[s].empty()) throw Error("prefill: prompt " + std::to_string(s) + " is empty");
-    if (cache.length(s) + static_cast<int64_t>(prompts[s].size()) > cache.capacity())
+    if (cache_.length(s) != 0)
+      throw Error("prefill: sequence " + std::to_string(s) + " already holds " + std::to_string(cache_.length(s)) +
+                  " tokens (prefill fills empty sequences; continue with step)");
+    if (static_cast<int64_t>(prompts[s].size()) > cache_.capacity())
       throw Error("prefill: prompt " + std::to_string(s) + " (" + std::to_string(prompts[s].size()) +
-                  " tokens after " + std::to_string(cache.length(s)) + ") does not fit the cache's capacity " +
-                  std::to_string(cache.capacity()));
-    longest = std::max(longest, prompts[s].size());
+                  " tokens) does not fit the cache's capacity " + std::to_string(cache_.capacity()));
   }
-  const int64_t V = model.config().vocab_size;
-  Tensor last_logits = Tensor::empty({S, V}, model.dtype());  // (S, V)
-  for (size_t i = 0; i < longest; ++i) {
-    std::vector<int64_t> sequences;
-    std::vector<int32_t> tokens;
-    for (int64_t s = 0; s < S; ++s)
-      if (i < prompts[s].size()) {
-        sequences.push_back(s);
-        tokens.push_back(prompts[s][i]);
-      }
-    const Tensor logits = decode_sequences(model, cache, sequences, tokens, stats);  // (N, V)
-    for (size_t n = 0; n < sequences.size(); ++n)
-      if (i + 1 == prompts[sequences[n]].size())
-        last_logits.slice(sequences[n], sequences[n] + 1).copy_from(logits.slice(n, n + 1));
+  NoGradGuard no_grad;
+  start_stats(stats);
+  Tensor last_logits = Tensor::empty({S, V}, model_.compute_dtype(), model_.device());  // (S, V)
+  // Batches of consecutive prompts, rows padded to the batch's longest prompt, at most
+  // prefill_tokens_ tokens per forward (a bound on the activations' memory), one row at least.
+  for (int64_t first = 0; first < S;) {
+    int64_t longest = static_cast<int64_t>(prompts[first].size()), end = first + 1;
+    while (end < S && std::max<int64_t>(longest, prompts[end].size()) * (end - first + 1) <= prefill_tokens_)
+      longest = std::max<int64_t>(longest, prompts[end++].size());
+    const int64_t N = end - first;
+    std::vector<int32_t> ids(static_cast<size_t>(N * longest), 0);  // padding: token 0, never read
+    for (int64_t n = 0; n < N; ++n) std::copy(prompts[first + n].begin(), prompts[first + n].end(), ids.begin() + n * longest);
+    std::vector<LayerRouting> routing;
+    const Var h = model_.final_hidden(Tensor::from_ints(ids, {N, longest}), weights_,
+                                      KvCacheUse{&cache_, false, first}, false, routing);  // (N, T, C)
+    // The hidden state after each prompt's last token, then its logits.
+    Tensor last = Tensor::empty({N, 1, C}, h.dtype(), h.value().device());  // (N, 1, C)
+    const Tensor rows = h.value().reshape({N * longest, C});
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t at = n * longest + static_cast<int64_t>(prompts[first + n].size()) - 1;
+      last.slice(n, n + 1).copy_from(rows.slice(at, at + 1).reshape({1, 1, C}));
+    }
+    last_logits.slice(first, end).copy_from(model_.output_logits(Var(last), weights_).value().reshape({N, V}));
+    for (int64_t n = 0; n < N; ++n) cache_.set_length(first + n, static_cast<int64_t>(prompts[first + n].size()));
+    if (stats) {  // the forward's routes (static layers: constant), one copy per switch layer
+      std::vector<std::vector<double>> routes(static_cast<size_t>(L));
+      size_t next_switch = 0;
+      for (int64_t l = 0; l < L; ++l)
+        if (model_.config().layer_type(l) == "switch") routes[l] = routing.at(next_switch++).route.to_vector();
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t t = 0; t < static_cast<int64_t>(prompts[first + n].size()); ++t) {
+          std::vector<uint8_t> full(static_cast<size_t>(L));
+          for (int64_t l = 0; l < L; ++l)
+            full[l] = routes[l].empty() ? model_.config().layer_type(l) == "full" : routes[l][n * longest + t] > 0.5;
+          stats->tokens.push_back(token_record(weights_.layers, first + n, t, true, std::move(full)));
+        }
+    }
+    first = end;
   }
   return last_logits;
 }
 
-std::vector<int32_t> generate_with_cache(const Transformer& model, std::vector<int32_t> prompt,
-                                         int64_t new_tokens, double temperature, Rng& rng,
-                                         DecodeStats* stats) {
-  if (prompt.empty()) throw Error("generate_with_cache: the prompt must hold at least one token");
-  if (new_tokens < 0) throw Error("generate_with_cache: new_tokens must be >= 0");
-  if (new_tokens == 0) return prompt;
-  // The last sampled token is never fed back, so the cache holds prompt + new_tokens - 1 tokens.
-  const int64_t needed = static_cast<int64_t>(prompt.size()) + new_tokens - 1;
-  const int64_t limit = model.config().max_position_embeddings;
-  if (needed > limit)
-    throw Error("generate_with_cache: prompt (" + std::to_string(prompt.size()) + ") + new_tokens (" +
-                std::to_string(new_tokens) + ") - 1 = " + std::to_string(needed) +
-                " tokens exceed max_position_embeddings " + std::to_string(limit));
-  KvCache cache(model.config(), model.dtype(), 1, needed);
-  Tensor logits = prefill(model, cache, {prompt}, stats);  // (1, V)
-  for (int64_t n = 0; n < new_tokens; ++n) {
-    const int32_t token = sample_token(logits.to_vector(), temperature, rng);
-    prompt.push_back(token);
-    if (n + 1 < new_tokens) logits = decode_step(model, cache, {token}, stats);
+Tensor Decoder::step(const std::vector<int32_t>& tokens, DecodeStats* stats) {
+  const int64_t S = cache_.sequences(), L = cache_.num_layers(), V = model_.config().vocab_size;
+  if (static_cast<int64_t>(tokens.size()) != S)
+    throw Error("decode step: need one token per sequence of the cache (" + std::to_string(S) + "), got " +
+                std::to_string(tokens.size()));
+  for (size_t s = 0; s < tokens.size(); ++s)  // before anything runs: a bad id changes nothing
+    if (tokens[s] < 0 || tokens[s] >= V)
+      throw Error("decode step: token " + std::to_string(tokens[s]) + " of sequence " + std::to_string(s) +
+                  " is outside the vocabulary [0, " + std::to_string(V) + ")");
+  NoGradGuard no_grad;
+  cache_.begin_step();  // checks room in every sequence; the positions go to the device once
+  std::vector<LayerRouting> routing;
+  const Var h = model_.final_hidden(Tensor::from_ints(tokens, {S, 1}), weights_, KvCacheUse{&cache_, true, 0},
+                                    false, routing);  // (S, 1, C)
+  const Tensor logits = model_.output_logits(h, weights_).value().reshape({S, V});  // (S, V)
+  if (stats) {
+    start_stats(stats);
+    const std::vector<int32_t> routes = cache_.step_routes().to_ints();  // (L, S): one copy back
+    for (int64_t s = 0; s < S; ++s) {
+      std::vector<uint8_t> full(static_cast<size_t>(L));
+      for (int64_t l = 0; l < L; ++l) full[l] = routes[l * S + s] != 0;
+      stats->tokens.push_back(token_record(weights_.layers, s, cache_.length(s), false, std::move(full)));
+    }
   }
-  return prompt;
+  cache_.end_step();  // every layer has appended position length(s)
+  return logits;
+}
+
+// ---- generation ----
+
+std::vector<std::vector<int32_t>> generate_batch(const Transformer& model,
+                                                 const std::vector<std::vector<int32_t>>& prompts,
+                                                 int64_t new_tokens, const SamplingOptions& sampling, Rng& rng,
+                                                 DecodeStats* stats) {
+  check_sampling(sampling);
+  if (prompts.empty()) throw Error("generate: no prompts");
+  if (new_tokens < 0) throw Error("generate: new_tokens must be >= 0, got " + std::to_string(new_tokens));
+  int64_t longest = 0;
+  for (size_t s = 0; s < prompts.size(); ++s) {
+    if (prompts[s].empty()) throw Error("generate: prompt " + std::to_string(s) + " holds no tokens");
+    longest = std::max<int64_t>(longest, prompts[s].size());
+  }
+  std::vector<std::vector<int32_t>> out = prompts;
+  if (new_tokens == 0) return out;
+  // The last sampled token is never fed back, so the cache holds prompt + new_tokens - 1 tokens.
+  const int64_t needed = longest + new_tokens - 1, limit = model.config().max_position_embeddings;
+  if (needed > limit)
+    throw Error("generate: the longest prompt (" + std::to_string(longest) + " tokens) + new_tokens (" +
+                std::to_string(new_tokens) + ") - 1 = " + std::to_string(needed) +
+                " tokens exceed max_position_embeddings " + std::to_string(limit) +
+                " (positions past it were never trained): ask for at most " + std::to_string(limit - longest + 1) +
+                " new tokens");
+  Decoder decoder(model, static_cast<int64_t>(prompts.size()), needed);
+  Tensor logits = decoder.prefill(prompts, stats);  // (S, V)
+  for (int64_t n = 0; n < new_tokens; ++n) {
+    const std::vector<int32_t> next = sample_rows(logits, sampling, rng);
+    for (size_t s = 0; s < out.size(); ++s) out[s].push_back(next[s]);
+    if (n + 1 < new_tokens) logits = decoder.step(next, stats);
+  }
+  return out;
+}
+
+std::vector<int32_t> generate_with_cache(const Transformer& model, std::vector<int32_t> prompt,
+                                         int64_t new_tokens, double temperature, Rng& rng, DecodeStats* stats) {
+  SamplingOptions sampling;
+  sampling.temperature = temperature;
+  return generate_batch(model, {std::move(prompt)}, new_tokens, sampling, rng, stats).at(0);
 }
 
 }  // namespace swiattn

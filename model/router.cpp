@@ -19,6 +19,19 @@ Tensor hard_route(const Tensor& prob, double threshold) {
   return m;
 }
 
+void hard_route_into(const Tensor& prob, double threshold, const Tensor& route) {
+  if (route.dtype() != DType::I32 || route.numel() != prob.numel())
+    shape_error("hard_route_into", "route must be int32 with one entry per probability", prob, route);
+  check_same_device("hard_route_into", prob, route);
+  if (prob.device() == Device::CUDA) return cuda::hard_route(prob, threshold, route);
+  dispatch_float(prob.dtype(), "hard_route_into", [&](auto zero) {
+    using T = decltype(zero);
+    const T* p = prob.data<T>();
+    int32_t* out = route.data<int32_t>();
+    for (int64_t i = 0; i < prob.numel(); ++i) out[i] = p[i] > static_cast<T>(threshold) ? 1 : 0;
+  });
+}
+
 RouterDecision route_tokens(const Var& input, const Var& weight, const Var& bias, double threshold) {
   const Tensor& X = input.value();
   check_ndim("router", X, 3, "(B, T, C)");

@@ -25,5 +25,8 @@ RouterDecision route_tokens(const Var& input, const Var& weight, const Var& bias
 
 // m_t = 1 where p_t > tau, else 0 (same shape and dtype as p).
 Tensor hard_route(const Tensor& prob, double threshold);
+// The same decision written into `route`: int32 0 / 1, p's element count, on p's device (the
+// form the KV-cache attention reads a layer's routes in: model/kv_cache.h).
+void hard_route_into(const Tensor& prob, double threshold, const Tensor& route);
 
 }  // namespace swiattn

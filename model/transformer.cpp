@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "model/kv_cache.h"
 #include "tensor/random.h"
 
 namespace swiattn {
@@ -90,25 +91,43 @@ Var Transformer::compute_weight(const Var& parameter) const {
 Var Transformer::to_compute(const Var& x) const { return x.dtype() == compute_dtype_ ? x : cast(x, compute_dtype_); }
 Var Transformer::to_residual(const Var& x) const { return x.dtype() == dtype_ ? x : cast(x, dtype_); }
 
-Var Transformer::attention_block(const TransformerLayer& layer, int64_t l, const Var& x, bool measure_branches,
-                                 std::vector<LayerRouting>& routing) const {
+Var Transformer::attention_block(const TransformerLayer& layer, int64_t l, const Var& x, const KvCacheUse& use,
+                                 bool measure_branches, std::vector<LayerRouting>& routing) const {
   const ModelConfig& c = config_;
+  const bool step = use.cache && use.step;
+  // RoPE positions: row b starts at 0 (sequence mode) or at its sequence's length (step mode).
+  const Tensor positions = step ? use.cache->step_positions() : Tensor();
   Var u = to_compute(rms_norm(x, layer.attn_norm, c.rms_norm_eps));                     // (B, T, C)
-  Var q = rope(split_heads(matmul(u, layer.attn.q_proj, false, true), c.num_attention_heads), c.rope_theta);  // (B, T, H, D)
-  Var k = rope(split_heads(matmul(u, layer.attn.k_proj, false, true), c.num_key_value_heads), c.rope_theta);  // (B, T, Hkv, D)
-  Var v = split_heads(matmul(u, layer.attn.v_proj, false, true), c.num_key_value_heads);                     // (B, T, Hkv, D)
-  Var o;                                                                                // (B, T, H, D)
+  Var q = rope(split_heads(matmul(u, layer.attn.q_proj, false, true), c.num_attention_heads), c.rope_theta, 0, positions);  // (B, T, H, D)
+  Var k = rope(split_heads(matmul(u, layer.attn.k_proj, false, true), c.num_key_value_heads), c.rope_theta, 0, positions);  // (B, T, Hkv, D)
+  Var v = split_heads(matmul(u, layer.attn.v_proj, false, true), c.num_key_value_heads);                                   // (B, T, Hkv, D)
+  RouterDecision r;  // switch layers: Eq. 1-2, every token routed from the same u (or x)
+  Tensor router_input_value;  // kept for Transformer::router_logits (the target-ratio controller)
   if (layer.type == "switch") {
-    // Eq. 1-2: route every token; Eq. 4-6: both branches from the same q, k, v, mixed by the gate.
     const Var router_input = c.router_input == "normed" ? u : to_compute(x);
-    const RouterDecision r = route_tokens(c.router_detach_input ? stop_gradient(router_input) : router_input,
-                                          layer.attn.router_weight, layer.attn.router_bias, c.router_threshold);
-    LayerRouting record{l, r.logit, r.route, Tensor(), router_input.value()};
-    o = switch_attention(q, k, v, layer.window, r.gate, measure_branches ? &record.branch_diff_sq : nullptr);
-    routing.push_back(record);
-  } else {
-    o = attention(q, k, v, layer.window);
+    r = route_tokens(c.router_detach_input ? stop_gradient(router_input) : router_input, layer.attn.router_weight,
+                     layer.attn.router_bias, c.router_threshold);
+    router_input_value = router_input.value();
   }
+  LayerRouting record{l, r.logit, r.route, Tensor(), router_input_value};
+  Var o;  // (B, T, H, D)
+  if (step) {
+    // The cached branch-selective read (spec §7): every token's k, v appended whatever its
+    // route; m_t picks the keys [0, t] (FA) or [t - w + 1, t] (SWA) of the cache.
+    KvCache& cache = *use.cache;
+    const Shape q_shape = q.value().shape();  // (S, 1, H, D)
+    const int64_t S = q_shape[0], H = q_shape[2], Hkv = c.num_key_value_heads, D = q_shape[3];
+    cache.append_step(l, k.value().reshape({S, Hkv, D}), v.value().reshape({S, Hkv, D}));
+    if (layer.type == "switch") hard_route_into(r.prob.value(), c.router_threshold, cache.step_route(l));
+    o = Var(cache.attend_step(l, q.value().reshape({S, H, D}), layer.window).reshape(q_shape));
+  } else {
+    // Eq. 4-6: both branches from the same q, k, v, mixed by the gate; or one static branch.
+    o = layer.type == "switch"
+            ? switch_attention(q, k, v, layer.window, r.gate, measure_branches ? &record.branch_diff_sq : nullptr)
+            : attention(q, k, v, layer.window);
+    if (use.cache) use.cache->store_prefix(l, use.first_sequence, k.value(), v.value());  // prefill
+  }
+  if (layer.type == "switch") routing.push_back(record);
   return to_residual(matmul(merge_heads(o), layer.attn.o_proj, false, true));           // (B, T, C)
 }
 
@@ -129,29 +148,54 @@ Var Transformer::mlp_block(const TransformerLayer& layer, const Var& x) const {
   return to_residual(matmul(gated, layer.mlp.down_proj, false, true));       // (B, T, C)
 }
 
-Var Transformer::forward(const Tensor& ids) const { return forward_with_routing(ids, false).logits; }
+ComputeWeights Transformer::compute_weights() const {
+  ComputeWeights w;
+  for (TransformerLayer layer : layers_) {  // handles; with mixed precision, their casts
+    for (Var* p : {&layer.attn.q_proj, &layer.attn.k_proj, &layer.attn.v_proj, &layer.attn.o_proj,
+                   &layer.attn.router_weight, &layer.attn.router_bias, &layer.mlp.gate_proj,
+                   &layer.mlp.up_proj, &layer.mlp.down_proj})  // the norms' gains stay in dtype()
+      *p = compute_weight(*p);
+    w.layers.push_back(layer);
+  }
+  w.embed = embed_;
+  w.final_norm = final_norm_;
+  w.output = compute_weight(config_.tie_word_embeddings ? embed_ : lm_head_);
+  return w;
+}
 
-ForwardResult Transformer::forward_with_routing(const Tensor& ids, bool measure_branches) const {
+Var Transformer::final_hidden(const Tensor& ids, const ComputeWeights& w, const KvCacheUse& cache,
+                              bool measure_branches, std::vector<LayerRouting>& routing,
+                              std::vector<Tensor>* layer_outputs) const {
   if (ids.dtype() != DType::I32 || ids.ndim() != 2)
     throw Error("model: ids must be an int32 (B, T) tensor, got " + std::string(dtype_name(ids.dtype())) +
                 " " + shape_str(ids.shape()));
   if (ids.dim(1) > config_.max_position_embeddings)
     throw Error("model: sequence length " + std::to_string(ids.dim(1)) +
                 " exceeds model.max_position_embeddings " + std::to_string(config_.max_position_embeddings));
-  ForwardResult result;
-  Var x = embedding(embed_, ids);  // (B, T, C), the residual stream in dtype(); ids on either device
-  for (int64_t l = 0; l < static_cast<int64_t>(layers_.size()); ++l) {
-    TransformerLayer layer = layers_[l];  // handles; with mixed precision, their bfloat16 casts
-    for (Var* w : {&layer.attn.q_proj, &layer.attn.k_proj, &layer.attn.v_proj, &layer.attn.o_proj,
-                   &layer.attn.router_weight, &layer.attn.router_bias, &layer.mlp.gate_proj,
-                   &layer.mlp.up_proj, &layer.mlp.down_proj})  // the norms' gains stay in dtype()
-      *w = compute_weight(*w);
-    x = add(x, attention_block(layer, l, x, measure_branches, result.routing));
-    x = add(x, mlp_block(layer, x));
-    result.layer_outputs.push_back(x.value());
+  if (cache.cache && grad_enabled())
+    throw Error("model: a forward with a KV cache builds no graph: run it under NoGradGuard");
+  if (cache.cache && cache.step && ids.dim(1) != 1)
+    throw Error("model: a decode step feeds one token per sequence, got ids " + shape_str(ids.shape()));
+  Var x = embedding(w.embed, ids);  // (B, T, C), the residual stream in dtype(); ids on either device
+  for (int64_t l = 0; l < static_cast<int64_t>(w.layers.size()); ++l) {
+    x = add(x, attention_block(w.layers[l], l, x, cache, measure_branches, routing));
+    x = add(x, mlp_block(w.layers[l], x));
+    if (layer_outputs) layer_outputs->push_back(x.value());
   }
-  Var h = to_compute(rms_norm(x, final_norm_, config_.rms_norm_eps));
-  result.logits = matmul(h, compute_weight(config_.tie_word_embeddings ? embed_ : lm_head_), false, true);  // (B, T, V)
+  return to_compute(rms_norm(x, w.final_norm, config_.rms_norm_eps));  // (B, T, C)
+}
+
+Var Transformer::output_logits(const Var& h, const ComputeWeights& w) const {
+  return matmul(h, w.output, false, true);  // (..., V)
+}
+
+Var Transformer::forward(const Tensor& ids) const { return forward_with_routing(ids, false).logits; }
+
+ForwardResult Transformer::forward_with_routing(const Tensor& ids, bool measure_branches) const {
+  ForwardResult result;
+  const ComputeWeights w = compute_weights();
+  const Var h = final_hidden(ids, w, KvCacheUse{}, measure_branches, result.routing, &result.layer_outputs);
+  result.logits = output_logits(h, w);  // (B, T, V)
   return result;
 }
 

@@ -13,6 +13,16 @@
 //   logits = RMSNorm(x) E^T                          (B, T, V); E = embed when tied
 //
 // A layer's attention is chosen by model.layer_types[l]: "full", "swa" or "switch".
+//
+// One layer, two modes (spec §4 and §7): the same attention block (norm, projections, RoPE,
+// router) serves the full forward and incremental decoding; only where the attention reads its
+// keys differs (KvCacheUse below):
+//   sequence mode  each batch row is a whole sequence from position 0; attention over the
+//                  block's own k, v (training, evaluation; with a cache: prefill, the k, v are
+//                  also stored in it);
+//   step mode      each batch row is ONE new token of cache sequence b, at position length(b);
+//                  RoPE rotates it there, its k, v are appended to the cache and the attention
+//                  reads the cache's branch-selected key range (model/kv_cache.h).
 #pragma once
 
 #include <cstdint>
@@ -24,6 +34,8 @@
 #include "model/router.h"
 
 namespace swiattn {
+
+class KvCache;  // model/kv_cache.h
 
 struct AttentionWeights {
   Var q_proj;  // (H * D, C)
@@ -56,6 +68,26 @@ struct LayerRouting {
   Tensor route;           // m_t (B, T), 1 = full attention
   Tensor branch_diff_sq;  // ||O_FULL_t - O_SWA_t||^2 (B, T), detached; undefined if not measured
   Tensor input;           // the router's input (B, T, C) (u_t or x_t, compute dtype), for router_logits
+};
+
+// The weights a forward computes with: the parameters themselves, or with mixed precision their
+// compute-dtype casts (the norms' gains stay in the residual dtype). A training forward makes
+// them per call (the casts are in the graph, so the master weights get the gradients); a decoder
+// makes them once (model/decode.h), so a decode step does not re-cast every weight.
+struct ComputeWeights {
+  std::vector<TransformerLayer> layers;
+  Var embed;       // (V, C): the master table (the lookup reads it)
+  Var final_norm;  // (C)
+  Var output;      // (V, C) in the compute dtype: the embedding's cast when tied, else lm_head's
+};
+
+// How a forward's attention meets the KV cache: the two modes of the one attention block.
+struct KvCacheUse {
+  KvCache* cache = nullptr;  // null: no cache (training, evaluation): sequence mode
+  bool step = false;         // false: sequence mode, k and v of every position stored in the cache
+                             //   (prefill; batch row b is cache sequence first_sequence + b);
+                             // true: step mode, batch row b is sequence b's next token (T = 1)
+  int64_t first_sequence = 0;
 };
 
 struct ForwardResult {
@@ -113,24 +145,31 @@ class Transformer {
   // the forward computes them (compute dtype). The target-ratio controller re-scores a step's
   // tokens with it after the optimizer step (train/regularizer.h).
   Tensor router_logits(int64_t layer, const Tensor& input) const;
-
-  // The SwiGLU MLP block of one layer, (B, T, C) -> (B, T, C) (also used by model/decode.cpp).
-  Var mlp_block(const TransformerLayer& layer, const Var& x) const;
-
-  // Read access to the weights, for incremental decoding (model/decode.cpp).
+  // Read access to the layers' weights (the controller shifts the router biases in place).
   const std::vector<TransformerLayer>& layers() const { return layers_; }
-  const Var& embedding_weight() const { return embed_; }        // (V, C)
-  const Var& final_norm_weight() const { return final_norm_; }  // (C)
-  // The output head (V, C): the embedding when tie_word_embeddings, else lm_head.
-  const Var& output_weight() const { return config_.tie_word_embeddings ? embed_ : lm_head_; }
+
+  // ---- the pieces of a forward, for incremental decoding (model/decode.h) ----
+  // The weights in the compute dtype (see ComputeWeights): one cast per parameter, recorded in the
+  // graph when gradients are enabled.
+  ComputeWeights compute_weights() const;
+  // ids (B, T) int32 through every layer with weights w, then the final RMSNorm: (B, T, C) in the
+  // compute dtype. The attention of each layer meets the cache as `cache` says (KvCacheUse; a
+  // cache needs NoGradGuard: decoding builds no graph). routing: each switch layer's decisions
+  // are appended; layer_outputs (if given): the residual stream after each layer.
+  // measure_branches as in forward_with_routing (sequence mode only).
+  Var final_hidden(const Tensor& ids, const ComputeWeights& w, const KvCacheUse& cache, bool measure_branches,
+                   std::vector<LayerRouting>& routing, std::vector<Tensor>* layer_outputs = nullptr) const;
+  // h (..., C) -> logits (..., V) in the compute dtype: h E^T with E = w.output.
+  Var output_logits(const Var& h, const ComputeWeights& w) const;
 
  private:
-  // (B, T, C) -> (B, T, C); a switch layer appends its decisions to `routing`.
-  Var attention_block(const TransformerLayer& layer, int64_t l, const Var& x, bool measure_branches,
-                      std::vector<LayerRouting>& routing) const;
-  // The weights the forward computes with: the parameters themselves, or their compute-dtype
-  // casts (one cast per parameter per forward; the embedding lookup reads the master table, the
-  // tied output head its bfloat16 cast).
+  // (B, T, C) -> (B, T, C), in either mode; a switch layer appends its decisions to `routing`.
+  Var attention_block(const TransformerLayer& layer, int64_t l, const Var& x, const KvCacheUse& cache,
+                      bool measure_branches, std::vector<LayerRouting>& routing) const;
+  // The SwiGLU MLP block of one layer, (B, T, C) -> (B, T, C).
+  Var mlp_block(const TransformerLayer& layer, const Var& x) const;
+  // One parameter in the compute dtype: itself, or its cast (the embedding lookup reads the
+  // master table, the tied output head its bfloat16 cast).
   Var compute_weight(const Var& parameter) const;
   // An activation in the compute dtype (to_compute) or back in the residual dtype dtype()
   // (to_residual); no-ops without mixed precision.

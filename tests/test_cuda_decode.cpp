@@ -1,16 +1,21 @@
 // tests/test_cuda_decode.cpp: the batched routed decode kernel (kernels/cuda/decode_attention.h)
-// against the CPU reference (kernels/cpu/decode_attention.h), by the bfloat16 rule of
-// docs/cuda.md. Without a device each GPU test prints "SKIPPED (no CUDA device): ..." and returns.
+// and the cache append against the CPU reference (kernels/cpu/decode_attention.h), by the
+// bfloat16 rule of docs/cuda.md; the greedy argmax against the CPU's. Without a device each GPU
+// test prints "SKIPPED (no CUDA device): ..." and returns. The whole model decoding on the GPU:
+// tests/test_cuda_generate.cpp.
 //
 // Every case runs the same bfloat16-valued inputs four ways: CPU float64 (truth), CPU float32
 // (control), CUDA float32, CUDA bfloat16; with err = ||x - truth|| / ||truth||:
 //   float32:  err_cuda <= 2 * err_cpu32 + 1e-6
 //   bfloat16: err_cuda <= 2 * err(CPU float32 rounded to bfloat16) + 1e-2
 //   lse (float32 in both runs): err_cuda <= 2 * err_cpu32 + 1e-6
-// Lengths cover 1, 3, w - 1, w, w + 1, 8191 with mixed routes in one launch; several split
-// sizes exercise one split, many splits and a ragged last split.
+// Lengths cover 1, 3, w - 1, w, w + 1, 8191 with mixed routes in one launch; several grid sizes
+// (the kernel's stream-K chunks: one CTA walking every range, a few, the default, and so many
+// that ranges are cut into many pieces merged by the last CTA) exercise every way a range can
+// fall into chunks.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -21,6 +26,7 @@
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/decode_attention.h"
 #include "kernels/cuda/device.h"
+#include "model/sampling.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -40,7 +46,7 @@ double rel_error(const Tensor& x, const Tensor& ref) {  // both float64 on the h
 
 struct DecodeCase {
   std::string name;
-  int64_t P, Hq, Hkv, D, window, keys_per_split;
+  int64_t P, Hq, Hkv, D, window, ctas;  // ctas: the kernel's grid (0 = its default)
   std::vector<int64_t> lengths;  // (S)
   std::vector<int32_t> routes;   // (S)
 };
@@ -69,7 +75,7 @@ Run cuda_run(const DecodeCase& c, DType dtype, const Tensor& q64, const Tensor& 
   const Tensor route = Tensor::from_ints(c.routes, {S}).to_device();
   const Tensor out = Tensor::empty(q.shape(), dtype, Device::CUDA);
   const Tensor lse = Tensor::empty({S, c.Hq}, DType::F32, Device::CUDA);
-  cuda::decode_attention_forward(c.window, q, k, v, lengths, route, out, lse, c.keys_per_split);
+  cuda::decode_attention_forward(c.window, q, k, v, lengths, route, out, lse, c.ctas);
   return {out.to_host().to(DType::F64), lse.to_host().to(DType::F64)};
 }
 
@@ -126,8 +132,12 @@ TEST_CASE("cuda decode: matches the CPU reference, mixed routes, S = 16, lengths
   // S = 16: lengths 1, 3, w - 1, w, w + 1, 8191 under both routes, and some in between.
   const std::vector<int64_t> lengths{1, 3, w - 1, w, w + 1, 8191, 1, 3, w - 1, w, w + 1, 8191, 200, 777, 2, 4000};
   const std::vector<int32_t> routes{1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1};
-  for (int64_t split : {0, 7, 1000})  // default, many ragged splits, one split for most
-    check_case({"long D64 G4 split " + std::to_string(split), 8192, 4, 1, 64, w, split, lengths, routes}, 11 + split);
+  for (int64_t ctas : {0, 1, 7, 1000})  // default, one CTA for everything, few, many pieces per range
+    check_case({"long D64 G4 ctas " + std::to_string(ctas), 8192, 4, 1, 64, w, ctas, lengths, routes}, 11 + ctas);
+  // D 128, G 2 (the benchmark's shape) with 8 kv heads: ranges of different heads side by side.
+  const std::vector<int64_t> shorter{1, 3, w - 1, w, w + 1, 2100, 1, 3, w - 1, w, w + 1, 2100, 200, 777, 2, 1500};
+  check_case({"D128 G2 Hkv8 ctas 300", 2100, 16, 8, 128, w, 300, shorter, routes}, 77);
+  check_case({"D128 G2 Hkv8 ctas 0", 2100, 16, 8, 128, w, 0, shorter, routes}, 78);
 }
 
 TEST_CASE("cuda decode: head dims 64 and 128, groups 1, 2, 4, 8, windows") {
@@ -146,7 +156,7 @@ TEST_CASE("cuda decode: head dims 64 and 128, groups 1, 2, 4, 8, windows") {
         }
         lengths[0] = P, lengths[1] = 1, lengths[2] = w + 1 < P ? w + 1 : P;
         check_case({"D" + std::to_string(D) + " G" + std::to_string(G) + " w" + std::to_string(w), P, G * Hkv, Hkv,
-                    D, w, 64, lengths, routes},
+                    D, w, 37, lengths, routes},
                    100 + D + G + w);
       }
 }
@@ -173,6 +183,70 @@ TEST_CASE("cuda decode: the routes are read on the device") {
     for (int64_t i = s * H * D; i < (s + 1) * H * D; ++i) diff = std::max(diff, std::abs(a[i] - b[i]));
     CHECK(diff > 1e-3);  // the ranges differ (>= 184 keys outside the window), so must the outputs
   }
+}
+
+TEST_CASE("cuda decode: pieces merged across launches, empty sequences, and the cache append") {
+  if (skip_without_device("decode_attention_forward pieces / kv_cache_append")) return;
+  StrictDevice strict;
+  // Many CTAs cut every range into pieces; the per-range counters must be back at 0 after each
+  // launch, so a second launch of the same inputs gives the same bits.
+  const int64_t S = 5, P = 700, H = 4, Hkv = 2, D = 128, w = 50;
+  const Tensor q = Tensor::randn({S, H, D}, DType::F32, 1).to(DType::BF16).to_device();
+  const Tensor k = Tensor::randn({S, P, Hkv, D}, DType::F32, 2).to(DType::BF16).to_device();
+  const Tensor v = Tensor::randn({S, P, Hkv, D}, DType::F32, 3).to(DType::BF16).to_device();
+  const Tensor lengths = Tensor::from_ints({700, 0, 333, 1, 64}, {S}).to_device();  // sequence 1 is empty
+  const Tensor route = Tensor::from_ints({1, 1, 0, 0, 1}, {S}).to_device();
+  std::vector<std::vector<double>> outs, lses;
+  for (int64_t ctas : {2000, 2000, 3}) {
+    const Tensor out = Tensor::empty({S, H, D}, DType::BF16, Device::CUDA);
+    const Tensor lse = Tensor::empty({S, H}, DType::F32, Device::CUDA);
+    cuda::decode_attention_forward(w, q, k, v, lengths, route, out, lse, ctas);
+    outs.push_back(out.to_host().to_vector());
+    lses.push_back(lse.to_host().to_vector());
+  }
+  CHECK(outs[0] == outs[1]);  // bit for bit: the counters were reset
+  CHECK(lses[0] == lses[1]);
+  double diff = 0.0;          // 3 CTAs (few pieces) agree within rounding
+  for (size_t i = 0; i < outs[0].size(); ++i) diff = std::max(diff, std::abs(outs[0][i] - outs[2][i]));
+  CHECK(diff < 2e-2);
+  for (int64_t i = H * D; i < 2 * H * D; ++i) CHECK(outs[0][i] == 0.0);  // the empty sequence: 0 ...
+  for (int64_t h = 0; h < H; ++h) CHECK(std::isinf(lses[0][H + h]));    // ... and lse -inf
+  for (int64_t h = 0; h < H; ++h) CHECK(std::isfinite(lses[0][h]));
+
+  // The append: row positions[s] of each sequence gets k[s], nothing else changes.
+  for (DType dt : {DType::F32, DType::BF16}) {
+    const Tensor kn = Tensor::randn({S, Hkv, D}, DType::F32, 8).to(dt), vn = Tensor::randn({S, Hkv, D}, DType::F32, 9).to(dt);
+    const Tensor kc = Tensor::randn({S, 6, Hkv, D}, DType::F32, 10).to(dt), vc = Tensor::randn({S, 6, Hkv, D}, DType::F32, 11).to(dt);
+    const std::vector<int32_t> pos = {0, 5, 2, 3, 1};
+    const Tensor kd = kc.to_device(), vd = vc.to_device();
+    cuda::kv_cache_append(kn.to_device(), vn.to_device(), Tensor::from_ints(pos, {S}).to_device(), kd, vd);
+    const Tensor k64 = kc.to(DType::F64), v64 = vc.to(DType::F64);
+    const Tensor kn64 = kn.to(DType::F64), vn64 = vn.to(DType::F64);
+    cpu::kv_cache_append<double>({S, 6, 0, Hkv, D}, kn64.data<double>(), vn64.data<double>(), pos.data(),
+                                 k64.data<double>(), v64.data<double>());
+    CHECK(kd.to_host().to(DType::F64).to_vector() == k64.to_vector());
+    CHECK(vd.to_host().to(DType::F64).to_vector() == v64.to_vector());
+  }
+}
+
+TEST_CASE("cuda decode: the greedy argmax per row matches the CPU's, ties and NaN included") {
+  if (skip_without_device("argmax_rows")) return;
+  StrictDevice strict;
+  for (DType dt : {DType::F32, DType::BF16})
+    for (int64_t V : {1, 3, 1000, 50257}) {
+      const int64_t N = 7;
+      Tensor x = Tensor::randn({N, V}, DType::F64, 20 + V).to(dt).to(DType::F64);  // values exact in dt
+      double* p = x.data<double>();
+      if (V >= 3) p[1 * V + V - 1] = p[1 * V + 1] = 50.0;  // row 1: a tie, the lower index wins
+      std::vector<int32_t> expected(N);
+      for (int64_t n = 0; n < N; ++n)
+        expected[n] = int32_t(std::max_element(p + n * V, p + (n + 1) * V) - (p + n * V));  // first maximum
+      CAPTURE(V);
+      CHECK(argmax_rows(x.to(dt).to_device()) == expected);
+      if (V >= 3) CHECK(expected[1] == 1);
+      p[3 * V + V / 2] = std::nan("");
+      CHECK_THROWS_WITH_AS(argmax_rows(x.to(dt).to_device()), doctest::Contains("row 3"), Error);
+    }
 }
 
 TEST_CASE("cuda decode: unsupported shapes and bad inputs raise clear errors") {

@@ -334,6 +334,8 @@ std::vector<CudaCase> cuda_cases() {
       {"rms_norm (5,1031)", OpId::RmsNorm, {{5, 1031}, {1031}}, [](X x) { return rms_norm(x[0], x[1], 1e-5); }},
       {"rope (2,7,3,8)", OpId::Rope, {{2, 7, 3, 8}}, [](X x) { return rope(x[0], 10000.0); }},
       {"rope offset 5, base 100 (1,13,1,2)", OpId::Rope, {{1, 13, 1, 2}}, [](X x) { return rope(x[0], 100.0, 5); }},
+      {"rope row positions {0, 9, 2} + offset 1 (3,5,2,4)", OpId::Rope, {{3, 5, 2, 4}},
+       [](X x) { return rope(x[0], 100.0, 1, ids_like(Tensor::from_ints({0, 9, 2}, {3}), x[0])); }},
       {"sigmoid (3,7)", OpId::Sigmoid, {{3, 7}}, [](X x) { return sigmoid(x[0]); }, 4.0},
       {"silu (3,7)", OpId::Silu, {{3, 7}}, [](X x) { return silu(x[0]); }, 4.0},
       {"softplus (3,7)", OpId::Softplus, {{3, 7}}, [](X x) { return softplus(x[0]); }, 4.0},

@@ -1,13 +1,19 @@
-// tests/test_decode.cpp: incremental decoding with the unified KV cache (spec §7-8).
-//   - decoding token by token gives the full forward's logits to 1e-10 in float64, for full,
-//     swa, static hybrid and switch models, T < w, T = w and T > w, batches of different content;
+// tests/test_decode.cpp: incremental decoding with the unified KV cache (spec §7-8), on the CPU.
+//   - decoding token by token (step mode from an empty cache) gives the full forward's logits to
+//     1e-10 in float64, for full, swa, static hybrid and switch models, T < w, T = w and T > w,
+//     batches of different content;
 //   - a control shows the comparison can fail: SWA and FA logits of the same weights differ
 //     beyond the window, so matching them proves each token read the right key range;
 //   - switch layers take, token by token, the routes forward_with_routing takes, and sequences of
 //     one batch take different branches in the same step;
 //   - the keys-read counter equals spec §8's m(t+1) + (1-m)min(t+1, w) from the forward's routes;
-//   - sequences at different positions in one batch (ragged prefill) decode exactly;
-//   - generate_with_cache samples what generate samples; errors for overflow and mismatches.
+//   - prefill (the forward in sequence mode, storing k, v) of prompts of different lengths, then
+//     steps at different positions, decodes exactly; prefill batches split by the token budget;
+//   - generate_batch equals per-prompt generation by full forwards (greedy and sampled), prompts
+//     of one batch do not influence each other, and the output keeps the input order;
+//   - RoPE with per-row positions equals per-row RoPE with offsets;
+//   - errors for overflow and mismatches, before anything changes.
+// Sampling (top-k, top-p, greedy) on known logits: tests/test_sampling.cpp.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -62,21 +68,21 @@ Tensor random_ids(int64_t B, int64_t T, int32_t vocab, uint64_t seed) {
 }
 
 struct DecodeRun {
-  Tensor logits;  // (B, T, V), row (b, t) = decode_step's logits after token t of sequence b
+  Tensor logits;  // (B, T, V), row (b, t) = the step's logits after token t of sequence b
   DecodeStats stats;
 };
 
-// Feeds ids (B, T) column by column through decode_step on a cache of capacity exactly T.
+// Feeds ids (B, T) column by column through Decoder::step on a cache of capacity exactly T.
 DecodeRun decode_all(const Transformer& model, const Tensor& ids) {
   const int64_t B = ids.dim(0), T = ids.dim(1), V = model.config().vocab_size;
-  KvCache cache(model.config(), model.dtype(), B, T);
+  Decoder decoder(model, B, T);
   DecodeRun run;
   run.logits = Tensor::zeros({B, T, V}, DType::F64);
   const std::vector<int32_t> all = ids.to_ints();
   for (int64_t t = 0; t < T; ++t) {
     std::vector<int32_t> tokens(static_cast<size_t>(B));
     for (int64_t b = 0; b < B; ++b) tokens[b] = all[b * T + t];
-    const std::vector<double> step = decode_step(model, cache, tokens, &run.stats).to_vector();  // (B, V)
+    const std::vector<double> step = decoder.step(tokens, &run.stats).to_vector();  // (B, V)
     double* out = run.logits.data<double>();
     for (int64_t b = 0; b < B; ++b)
       for (int64_t v = 0; v < V; ++v) out[(b * T + t) * V + v] = step[b * V + v];
@@ -167,6 +173,7 @@ TEST_CASE("decode: switch layers route each token as the full forward does, and 
       if (config.layer_type(l) != "switch") continue;
       std::vector<std::vector<int>> by_step(static_cast<size_t>(T));  // routes taken at step t
       for (const DecodedToken& token : run.stats.tokens) {
+        CHECK_FALSE(token.prefill);
         const double m = routes[l][token.sequence * T + token.position];
         mismatches += token.full_attention[l] != static_cast<uint8_t>(m);
         if (token.position >= kWindow) (m > 0.5 ? fa_late : swa_late) += 1;
@@ -214,6 +221,11 @@ TEST_CASE("decode: keys read per step and layer equal spec §8's formula from th
     double ratio = 0;
     for (double m : routes[l]) ratio += m / static_cast<double>(routes[l].size());
     CHECK(stats.full_attention_ratio(l) == doctest::Approx(ratio).epsilon(1e-12));
+    for (int64_t b = 0; b < B; ++b) {  // per sequence (every token decoded here, none prefilled)
+      double per_seq = 0;
+      for (int64_t t = 0; t < T; ++t) per_seq += routes[l][b * T + t] / static_cast<double>(T);
+      CHECK(stats.decoded_full_attention_ratio(l, b) == doctest::Approx(per_seq).epsilon(1e-12));
+    }
   }
   MESSAGE("mean keys read per layer ", stats.mean_keys_read_tokens(), " tokens vs dense ", (T + 1) / 2.0);
 }
@@ -232,27 +244,65 @@ double max_row_diff(const Tensor& logits /* (S, V) */, int64_t s, const std::vec
   return worst;
 }
 
-TEST_CASE("decode: sequences at different positions in one batch (ragged prefill, then decode steps)") {
-  const Transformer model(decode_config({"switch", "swa", "switch"}), DType::F64, 23);
-  move_gains_and_router_biases(model, 1);
-  std::vector<std::vector<int32_t>> seqs;
-  for (int64_t len : {2, 9, 5}) seqs.push_back(random_ids(1, len, 13, 40 + len).to_ints());
-  KvCache cache(model.config(), model.dtype(), 3, 16);
-  DecodeStats stats;
-  Tensor logits = prefill(model, cache, seqs, &stats);  // (3, V)
-  Rng rng(9);
-  for (int64_t step = 0; step <= 4; ++step) {
+TEST_CASE("decode: prefill of prompts of different lengths, then steps at different positions, is exact") {
+  // A switch + static hybrid; prompts of lengths 2, 9, 5 (shorter and longer than w = 4). Budgets:
+  // all prompts in one padded forward, and one prompt per forward (the batches the budget cuts).
+  for (int64_t budget : {65536, 9}) {
+    CAPTURE(budget);
+    const Transformer model(decode_config({"switch", "swa", "full", "switch"}), DType::F64, 23);
+    move_gains_and_router_biases(model, 1);
+    std::vector<std::vector<int32_t>> seqs;
+    for (int64_t len : {2, 9, 5}) seqs.push_back(random_ids(1, len, 13, 40 + len).to_ints());
+    Decoder decoder(model, 3, 16, budget);
+    DecodeStats stats;
+    Tensor logits = decoder.prefill(seqs, &stats);  // (3, V)
+    // The prompt tokens are recorded with the routes of their own forward.
+    REQUIRE(stats.tokens.size() == 2 + 9 + 5);
     for (int64_t s = 0; s < 3; ++s) {
-      CHECK(cache.length(s) == static_cast<int64_t>(seqs[s].size()));
-      const double diff = max_row_diff(logits, s, last_forward_row(model, seqs[s]));
-      INFO("step ", step, " sequence ", s, " at position ", seqs[s].size() - 1, ": max abs diff ", diff);
-      CHECK(diff <= 1e-10);
+      const int64_t T = static_cast<int64_t>(seqs[s].size());
+      const auto routes = forward_routes(model, Tensor::from_ints(seqs[s], {1, T}));
+      for (const DecodedToken& token : stats.tokens)
+        if (token.sequence == s) {
+          CHECK(token.prefill);
+          for (int64_t l = 0; l < 4; ++l) CHECK(token.full_attention[l] == static_cast<uint8_t>(routes[l][token.position]));
+        }
     }
-    std::vector<int32_t> next(3);
-    for (int64_t s = 0; s < 3; ++s) seqs[s].push_back(next[s] = static_cast<int32_t>(rng.below(13)));
-    logits = decode_step(model, cache, next, &stats);
+    Rng rng(9);
+    for (int64_t step = 0; step <= 4; ++step) {
+      for (int64_t s = 0; s < 3; ++s) {
+        CHECK(decoder.cache().length(s) == static_cast<int64_t>(seqs[s].size()));
+        const double diff = max_row_diff(logits, s, last_forward_row(model, seqs[s]));
+        INFO("step ", step, " sequence ", s, " at position ", seqs[s].size() - 1, ": max abs diff ", diff);
+        CHECK(diff <= 1e-10);
+      }
+      std::vector<int32_t> next(3);
+      for (int64_t s = 0; s < 3; ++s) seqs[s].push_back(next[s] = static_cast<int32_t>(rng.below(13)));
+      logits = decoder.step(next, &stats);
+    }
+    CHECK(stats.tokens.size() == 2 + 9 + 5 + 3 * 5);
+    CHECK(std::count_if(stats.tokens.begin(), stats.tokens.end(), [](const DecodedToken& t) { return t.prefill; }) == 16);
   }
-  CHECK(stats.tokens.size() == 2 + 9 + 5 + 3 * 5);
+}
+
+TEST_CASE("decode: generate_batch equals generation by full forwards, prompt by prompt, in input order") {
+  const Transformer model(decode_config({"switch", "full", "switch"}), DType::F64, 31);
+  move_gains_and_router_biases(model, 4);
+  const std::vector<std::vector<int32_t>> prompts = {{3, 1, 4, 1, 5}, {9}, {2, 6, 5, 3, 5, 8, 9}};
+  SamplingOptions greedy;
+  greedy.temperature = 0;
+  Rng unused(0);
+  DecodeStats stats;
+  const auto batched = generate_batch(model, prompts, 8, greedy, unused, &stats);
+  REQUIRE(batched.size() == 3);
+  for (size_t s = 0; s < prompts.size(); ++s) {
+    Rng rng(1);
+    CHECK(batched[s] == generate(model, prompts[s], 8, 0.0, model.config().max_position_embeddings, rng));
+    Rng alone_rng(0);  // the same prompt alone in its batch: the other sequences change nothing
+    CHECK(batched[s] == generate_batch(model, {prompts[s]}, 8, greedy, alone_rng).at(0));
+  }
+  CHECK(unused.counter == 0);  // greedy draws nothing
+  CHECK(stats.tokens.size() == 5 + 1 + 7 + 3 * 7);  // prompts, then 7 steps (the last token is not fed back)
+  for (size_t s = 0; s < prompts.size(); ++s) CHECK(batched[s].size() == prompts[s].size() + 8);
 }
 
 TEST_CASE("decode: generate_with_cache samples exactly what generate samples") {
@@ -276,41 +326,71 @@ TEST_CASE("decode: float32 decoding matches the float32 forward") {
   CHECK(diff <= 1e-4);
 }
 
-TEST_CASE("decode: errors for a full cache, mismatched shapes and a cache of another model") {
+TEST_CASE("decode: RoPE at per-row positions equals RoPE of each row at its own offset") {
+  const Tensor x = Tensor::randn({3, 2, 2, 6}, DType::F64, 4);  // (B, T, H, D)
+  const std::vector<int32_t> starts = {0, 7, 3};
+  const Tensor batched = rope(Var(x), 100.0, 2, Tensor::from_ints(starts, {3})).value();
+  for (int64_t b = 0; b < 3; ++b) {
+    const Tensor alone = rope(Var(x.slice(b, b + 1)), 100.0, 2 + starts[b]).value();
+    CHECK(testing::max_abs_diff(batched.slice(b, b + 1), alone) == 0.0);
+  }
+  CHECK(testing::max_abs_diff(batched.slice(1, 2), rope(Var(x.slice(1, 2)), 100.0, 2).value()) > 1e-3);
+  CHECK_THROWS_WITH_AS(rope(Var(x), 100.0, 0, Tensor::from_ints({0, 1}, {2})), doctest::Contains("row_positions"), Error);
+}
+
+TEST_CASE("decode: errors for a full cache, mismatched shapes and bad prompts, before anything changes") {
   const ModelConfig config = decode_config({"switch", "swa"});
   const Transformer model(config, DType::F64, 1);
+  Decoder decoder(model, 2, 3);
+  for (int i = 0; i < 3; ++i) decoder.step({1, 2});
+  CHECK_THROWS_WITH_AS(decoder.step({1, 2}), doctest::Contains("is full"), Error);
+  CHECK(decoder.cache().length(0) == 3);  // the failed step changed nothing
+
+  Decoder fresh(model, 2, 3);
+  CHECK_THROWS_WITH_AS(fresh.step({1}), doctest::Contains("one token per sequence"), Error);
+  CHECK_THROWS_WITH_AS(fresh.step({1, 13}), doctest::Contains("outside the vocabulary"), Error);
+  CHECK_THROWS_WITH_AS(fresh.step({-1, 2}), doctest::Contains("outside the vocabulary"), Error);
+  CHECK(fresh.cache().length(0) == 0);
+  CHECK(fresh.cache().length(1) == 0);
+  CHECK_THROWS_WITH_AS(fresh.prefill({{1, 2}, {1, 2, 3, 4}}), doctest::Contains("does not fit"), Error);
+  CHECK_THROWS_WITH_AS(fresh.prefill({{1, 2}, {}}), doctest::Contains("empty"), Error);
+  CHECK_THROWS_WITH_AS(fresh.prefill({{1, 2}}), doctest::Contains("one prompt per sequence"), Error);
+  CHECK_THROWS_WITH_AS(fresh.prefill({{1, 2}, {1, 13}}), doctest::Contains("outside the vocabulary"), Error);
+  CHECK(fresh.cache().length(0) == 0);
+  fresh.prefill({{1, 2}, {3}});
+  CHECK_THROWS_WITH_AS(fresh.prefill({{1}, {1}}), doctest::Contains("already holds"), Error);
+  CHECK(fresh.cache().length(0) == 2);
+  CHECK(fresh.cache().length(1) == 1);
+
   KvCache cache(config, DType::F64, 2, 3);
-  for (int i = 0; i < 3; ++i) decode_step(model, cache, {1, 2});
-  CHECK_THROWS_WITH_AS(decode_step(model, cache, {1, 2}), doctest::Contains("is full"), Error);
-  CHECK(cache.length(0) == 3);  // the failed step changed nothing
-
-  KvCache fresh(config, DType::F64, 2, 3);
-  CHECK_THROWS_WITH_AS(decode_step(model, fresh, {1}), doctest::Contains("one token per sequence"), Error);
-  CHECK_THROWS_WITH_AS(decode_step(model, fresh, {1, 13}), doctest::Contains("outside the vocabulary"), Error);
-  CHECK_THROWS_WITH_AS(decode_sequences(model, fresh, {1, 1}, {2, 3}), doctest::Contains("twice"), Error);
-  CHECK_THROWS_WITH_AS(decode_sequences(model, fresh, {2}, {2}), doctest::Contains("out of range"), Error);
-  CHECK(fresh.length(0) == 0);
-  CHECK(fresh.length(1) == 0);
-  CHECK_THROWS_WITH_AS(prefill(model, fresh, {{1, 2}, {1, 2, 3, 4}}), doctest::Contains("does not fit"), Error);
-  CHECK_THROWS_WITH_AS(prefill(model, fresh, {{1, 2}, {}}), doctest::Contains("empty"), Error);
-  CHECK_THROWS_WITH_AS(fresh.write(0, 0, Tensor::zeros({3, 5}, DType::F64), Tensor::zeros({3, 4}, DType::F64)),
-                       doctest::Contains("(3, 4)"), Error);
-
-  KvCache wrong_dtype(config, DType::F32, 2, 3);
-  CHECK_THROWS_WITH_AS(decode_step(model, wrong_dtype, {1, 2}), doctest::Contains("does not fit the model"), Error);
-  ModelConfig deeper = config;
-  deeper.num_hidden_layers = 3;
-  deeper.layer_types.push_back("full");
-  KvCache wrong_depth(deeper, DType::F64, 2, 3);
-  CHECK_THROWS_WITH_AS(decode_step(model, wrong_depth, {1, 2}), doctest::Contains("does not fit the model"), Error);
-
+  cache.begin_step();
+  CHECK_THROWS_WITH_AS(cache.append_step(0, Tensor::zeros({2, 3, 5}, DType::F64), Tensor::zeros({2, 3, 4}, DType::F64)),
+                       doctest::Contains("(2, 3, 4)"), Error);
+  CHECK_THROWS_WITH_AS(cache.append_step(0, Tensor::zeros({2, 3, 4}, DType::F32), Tensor::zeros({2, 3, 4}, DType::F32)),
+                       doctest::Contains("dtype"), Error);
+  CHECK_THROWS_WITH_AS(cache.attend_step(5, Tensor::zeros({2, 6, 4}, DType::F64), kWindow), doctest::Contains("layer 5"),
+                       Error);
   CHECK_THROWS_WITH_AS(KvCache(config, DType::F64, 1, config.max_position_embeddings + 1),
                        doctest::Contains("max_position_embeddings"), Error);
   CHECK_THROWS_WITH_AS(KvCache(config, DType::F64, 0, 3), doctest::Contains("sequences"), Error);
+  CHECK_THROWS_WITH_AS(KvCache(config, DType::BF16, 1, 3), doctest::Contains("not supported"), Error);
+  CHECK_THROWS_WITH_AS(Decoder(model, 1, 3, 0), doctest::Contains("prefill_tokens"), Error);
+
   Rng rng(1);
   CHECK_THROWS_WITH_AS(generate_with_cache(model, {1, 2, 3, 4, 5}, 21, 1.0, rng),
                        doctest::Contains("exceed max_position_embeddings"), Error);
   CHECK(generate_with_cache(model, {1, 2, 3, 4, 5}, 20, 1.0, rng).size() == 25);  // 24 cached: fits
+  SamplingOptions bad;
+  bad.top_p = 0.0;
+  CHECK_THROWS_WITH_AS(generate_batch(model, {{1}}, 2, bad, rng), doctest::Contains("top-p"), Error);
+  CHECK_THROWS_WITH_AS(generate_batch(model, {{1}, {}}, 2, SamplingOptions{}, rng), doctest::Contains("prompt 1"), Error);
+  CHECK_THROWS_WITH_AS(generate_batch(model, {}, 2, SamplingOptions{}, rng), doctest::Contains("no prompts"), Error);
+  // The forward refuses a cache while gradients are on (decoding builds no graph).
+  KvCache graph_cache(config, DType::F64, 1, 3);
+  std::vector<LayerRouting> routing;
+  CHECK_THROWS_WITH_AS(model.final_hidden(Tensor::from_ints({1}, {1, 1}), model.compute_weights(),
+                                          KvCacheUse{&graph_cache, false, 0}, false, routing),
+                       doctest::Contains("NoGradGuard"), Error);
 }
 
 }  // namespace

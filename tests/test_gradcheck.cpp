@@ -89,6 +89,8 @@ std::vector<GradCase> grad_cases() {
       {"rms_norm C=1 (7,1)", OpId::RmsNorm, {{7, 1}, {1}}, [](X x) { return rms_norm(x[0], x[1], 1e-6); }},
       {"rope (2,7,3,8)", OpId::Rope, {{2, 7, 3, 8}}, [](X x) { return rope(x[0], 10000.0); }},
       {"rope offset 5, base 100 (1,13,1,2)", OpId::Rope, {{1, 13, 1, 2}}, [](X x) { return rope(x[0], 100.0, 5); }},
+      {"rope row positions {0, 9, 2} + offset 1 (3,5,2,4)", OpId::Rope, {{3, 5, 2, 4}},
+       [](X x) { return rope(x[0], 100.0, 1, Tensor::from_ints({0, 9, 2}, {3})); }},
       {"sigmoid (3,7)", OpId::Sigmoid, {{3, 7}}, [](X x) { return sigmoid(x[0]); }, nullptr, 4.0},
       {"silu (3,7)", OpId::Silu, {{3, 7}}, [](X x) { return silu(x[0]); }, nullptr, 4.0},
       {"softplus (3,7)", OpId::Softplus, {{3, 7}}, [](X x) { return softplus(x[0]); }, nullptr, 4.0},

@@ -36,6 +36,24 @@ void decode_attention_forward(const DecodeShape& s, int64_t window, const T* q, 
     }
 }
 
+template <class T>
+void kv_cache_append(const DecodeShape& s, const T* k, const T* v, const int32_t* positions, T* k_cache,
+                     T* v_cache) {
+  for (int64_t n = 0; n < s.S; ++n)
+    if (positions[n] < 0 || positions[n] >= s.P)
+      throw Error("kv_cache_append: sequence " + std::to_string(n) + " at position " + std::to_string(positions[n]) +
+                  " is outside the cache's capacity " + std::to_string(s.P));
+  const int64_t row = s.Hkv * s.D;  // one token's (Hkv, D)
+  for (int64_t n = 0; n < s.S; ++n)
+    for (int64_t i = 0; i < row; ++i) {
+      k_cache[(n * s.P + positions[n]) * row + i] = k[n * row + i];
+      v_cache[(n * s.P + positions[n]) * row + i] = v[n * row + i];
+    }
+}
+
+template void kv_cache_append<float>(const DecodeShape&, const float*, const float*, const int32_t*, float*, float*);
+template void kv_cache_append<double>(const DecodeShape&, const double*, const double*, const int32_t*, double*,
+                                      double*);
 template void decode_attention_forward<float>(const DecodeShape&, int64_t, const float*, const float*,
                                               const float*, const std::vector<int64_t>&,
                                               const std::vector<int32_t>&, float*, float*);

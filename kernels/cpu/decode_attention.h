@@ -9,6 +9,8 @@
 //   route    (S)               1 = full attention: keys [0, len - 1];
 //                              0 = sliding window: keys [max(0, len - w), len - 1]
 //   out      (S, Hq, D);  lse (S, Hq)
+// The rule for the key range (decode_first_key) is window_begin(t, w) of kernels/cpu/attention.h
+// at t = length - 1, the training forward's rule; the CUDA kernel restates it on the device.
 // Query head h reads kv head h / (Hq / Hkv); score_j = q . k_j / sqrt(D).
 #pragma once
 
@@ -27,6 +29,12 @@ struct DecodeShape {
 inline int64_t decode_first_key(int64_t length, bool full, int64_t window) {
   return (full || window <= 0) ? 0 : (length > window ? length - window : 0);
 }
+
+// One decode step's new keys and values into the cache: k_cache[n, positions[n]] = k[n], the
+// same for v; k, v (S, Hkv, D), positions (S) in [0, P) (checked: an Error, nothing written).
+template <class T>
+void kv_cache_append(const DecodeShape& s, const T* k, const T* v, const int32_t* positions, T* k_cache,
+                     T* v_cache);
 
 // Rows (s, h) in parallel; each row is attend_range_forward over its key range.
 template <class T>

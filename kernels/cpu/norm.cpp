@@ -52,7 +52,7 @@ void rms_norm_backward(int64_t N, int64_t C, const T* x, const T* gain, const T*
 
 template <class T>
 void rope_apply(int64_t B, int64_t T_, int64_t H, int64_t D, double base, int64_t position_offset,
-                const T* x, T* y, bool inverse, bool accumulate) {
+                const int32_t* row_positions, const T* x, T* y, bool inverse, bool accumulate) {
   const int64_t half = D / 2;
   // Inverse frequencies base^(-2i/D), computed once per call.
   std::vector<double> inv_freq(half);
@@ -61,7 +61,7 @@ void rope_apply(int64_t B, int64_t T_, int64_t H, int64_t D, double base, int64_
 #pragma omp parallel for collapse(2) schedule(static) if (B * T_ * H * D > (1 << 15))
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t t = 0; t < T_; ++t) {
-      const double pos = static_cast<double>(position_offset + t);
+      const double pos = static_cast<double>(position_offset + (row_positions ? row_positions[b] : 0) + t);
       for (int64_t i = 0; i < half; ++i) {
         const T cs = static_cast<T>(std::cos(pos * inv_freq[i]));
         const T sn = static_cast<T>(sign * std::sin(pos * inv_freq[i]));
@@ -105,8 +105,8 @@ void embedding_backward(int64_t N, int64_t C, const int32_t* ids, const T* dout,
   template void rms_norm_forward<T>(int64_t, int64_t, double, const T*, const T*, T*, T*);       \
   template void rms_norm_backward<T>(int64_t, int64_t, const T*, const T*, const T*, const T*,   \
                                      T*, T*);                                                    \
-  template void rope_apply<T>(int64_t, int64_t, int64_t, int64_t, double, int64_t, const T*, T*, \
-                              bool, bool);                                                       \
+  template void rope_apply<T>(int64_t, int64_t, int64_t, int64_t, double, int64_t, const int32_t*, \
+                              const T*, T*, bool, bool);                                         \
   template void embedding_forward<T>(int64_t, int64_t, int64_t, const int32_t*, const T*, T*);   \
   template void embedding_backward<T>(int64_t, int64_t, const int32_t*, const T*, T*);
 SWIATTN_INSTANTIATE(float)

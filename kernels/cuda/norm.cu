@@ -100,12 +100,13 @@ void rms_norm_backward(const Tensor& x, const Tensor& gain, const Tensor& inv_rm
 
 template <class T>
 __global__ void rope_kernel(int64_t T_, int64_t H, int64_t D, int64_t pairs, double base, int64_t position_offset,
-                            const T* x, T* y, bool inverse, bool accumulate) {
+                            const int32_t* row_positions, const T* x, T* y, bool inverse, bool accumulate) {
   const int64_t half = D / 2;
   SWIATTN_GRID_STRIDE_LOOP(idx, pairs) {
     const int64_t i = idx % half, bth = idx / half;  // bth = (b * T + t) * H + h
-    const int64_t t = (bth / H) % T_;
-    const double angle = double(position_offset + t) * pow(base, -2.0 * double(i) / double(D));
+    const int64_t t = (bth / H) % T_, b = bth / (H * T_);
+    const int64_t p = position_offset + (row_positions ? row_positions[b] : 0) + t;
+    const double angle = double(p) * pow(base, -2.0 * double(i) / double(D));
     const float cs = static_cast<float>(cos(angle));
     const float sn = static_cast<float>((inverse ? -1.0 : 1.0) * sin(angle));
     const int64_t row = bth * D;
@@ -122,14 +123,20 @@ __global__ void rope_kernel(int64_t T_, int64_t H, int64_t D, int64_t pairs, dou
   }
 }
 
-void rope_apply(const Tensor& x, double base, int64_t position_offset, const Tensor& y, bool inverse, bool accumulate) {
+void rope_apply(const Tensor& x, double base, int64_t position_offset, const Tensor& row_positions, const Tensor& y,
+                bool inverse, bool accumulate) {
   const int64_t T_ = x.dim(1), H = x.dim(2), D = x.dim(3);
   const int64_t pairs = x.numel() / 2;
+  if (row_positions.defined() &&
+      (row_positions.device() != Device::CUDA || row_positions.dtype() != DType::I32 || row_positions.shape() != Shape{x.dim(0)}))
+    throw Error("rope: row_positions must be int32 (B) = (" + std::to_string(x.dim(0)) + ") on the device, got " +
+                shape_str(row_positions.shape()) + " " + dtype_name(row_positions.dtype()) + " on " +
+                device_name(row_positions.device()));
   if (pairs == 0) return;
   dispatch(x.dtype(), "rope", [&](auto zero) {
     using T = decltype(zero);
-    rope_kernel<<<grid_for(pairs), kThreads>>>(T_, H, D, pairs, base, position_offset, ptr<T>(x), ptr<T>(y),
-                                               inverse, accumulate);
+    rope_kernel<<<grid_for(pairs), kThreads>>>(T_, H, D, pairs, base, position_offset, ptr<int32_t>(row_positions),
+                                               ptr<T>(x), ptr<T>(y), inverse, accumulate);
     SWIATTN_CUDA_CHECK_LAUNCH("rope");
   });
 }

@@ -15,9 +15,12 @@ SWIATTN_CUDA_FUNCTION(void rms_norm_backward(const Tensor& x, const Tensor& gain
                                              const Tensor& dx, const Tensor& dgain))
 
 // Rotary embedding of x (B, T, H, D), the half-split convention of cpu::rope_apply; angles and
-// their cos / sin in double as on the CPU. inverse rotates back (the backward).
+// their cos / sin in double as on the CPU. inverse rotates back (the backward). row_positions:
+// undefined, or (B) int32 on the device, each row's first position (added to position_offset),
+// read there (a decode step uploads it once for every layer).
 SWIATTN_CUDA_FUNCTION(void rope_apply(const Tensor& x, double base, int64_t position_offset,
-                                      const Tensor& y, bool inverse, bool accumulate))
+                                      const Tensor& row_positions, const Tensor& y, bool inverse,
+                                      bool accumulate))
 
 // out[n, :] = weight[ids[n], :]; ids int32 on either device (checked on the host: an id
 // outside [0, V) throws Error as on the CPU). The backward scatter-adds with float32 atomics.

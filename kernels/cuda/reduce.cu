@@ -107,4 +107,55 @@ void transpose_copy(const Shape& shape, int d0, int d1, const Tensor& x, const T
   });
 }
 
+// ---- argmax per row (greedy decoding: only the token ids come back to the host) ----
+
+// (value, index) pairs: the better one is the larger value, then the lower index; NaN wins
+// everything (and is reported as index -1).
+struct ArgMax {
+  float value;
+  int index;
+  bool nan;
+};
+__device__ __forceinline__ ArgMax better(ArgMax a, ArgMax b) {
+  if (a.nan || b.nan) return {0.0f, a.nan ? a.index : b.index, true};
+  if (b.value > a.value || (b.value == a.value && b.index < a.index)) return b;
+  return a;
+}
+
+template <class T> __global__ void argmax_rows_kernel(int64_t V, const T* x, int32_t* out) {
+  const T* row = x + int64_t(blockIdx.x) * V;
+  ArgMax best{-INFINITY, INT32_MAX, false};
+  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
+    const float v = to_float(row[i]);
+    best = better(best, {v, int(i), isnan(v)});
+  }
+  for (int o = 16; o > 0; o >>= 1) {  // within the warp
+    const ArgMax other{__shfl_xor_sync(0xffffffffu, best.value, o), __shfl_xor_sync(0xffffffffu, best.index, o),
+                       __shfl_xor_sync(0xffffffffu, int(best.nan), o) != 0};
+    best = better(best, other);
+  }
+  __shared__ ArgMax warps[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) warps[warp] = best;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < int(blockDim.x >> 5); ++w) best = better(best, warps[w]);
+    out[blockIdx.x] = best.nan ? -1 : (best.index == INT32_MAX ? 0 : best.index);
+  }
+}
+
+void argmax_rows(const Tensor& x, const Tensor& out) {
+  if (x.ndim() != 2 || out.dtype() != DType::I32 || out.shape() != Shape{x.dim(0)})
+    shape_error("argmax_rows", "x must be (N, V) and out int32 (N)", x, out);
+  if (x.dim(1) >= INT32_MAX) throw Error("argmax_rows: rows of 2^31 or more elements are not supported");
+  const int64_t N = x.dim(0);
+  if (N == 0) return;
+  if (N >= (int64_t(1) << 31)) throw Error("argmax_rows: too many rows");
+  dispatch(x.dtype(), "argmax_rows", [&](auto zero) {
+    using T = decltype(zero);
+    argmax_rows_kernel<<<unsigned(N), kThreads>>>(x.dim(1), ptr<T>(x), ptr<int32_t>(out));
+    SWIATTN_CUDA_CHECK_LAUNCH("argmax_rows");
+  });
+}
+
 }  // namespace swiattn::cuda

@@ -17,4 +17,9 @@ SWIATTN_CUDA_FUNCTION(void sum_scaled_backward(double c, const Tensor& dy, const
 SWIATTN_CUDA_FUNCTION(void transpose_copy(const Shape& shape, int d0, int d1, const Tensor& x,
                                           const Tensor& out, bool accumulate))
 
+// out[n] (int32) = the index of the maximum of row n of x (N, V), float32 or bfloat16: the lowest
+// index among equal maxima (the CPU's argmax in model/sampling.cpp), or -1 when the row holds a
+// NaN. One block per row; comparisons only, so the result is exact.
+SWIATTN_CUDA_FUNCTION(void argmax_rows(const Tensor& x, const Tensor& out))
+
 }  // namespace swiattn::cuda

@@ -1,22 +1,34 @@
 // kernels/cuda/routing.cu: hard route, adaptive gamma, routing sums (routing.h).
 #include "kernels/cuda/routing.h"
 
+#include <type_traits>
+
 #include "kernels/cuda/common.cuh"
 
 namespace swiattn::cuda {
 
-template <class T> __global__ void hard_route_kernel(int64_t n, const T* p, float threshold, T* m) {
+template <class T, class M> __global__ void hard_route_kernel(int64_t n, const T* p, float threshold, M* m) {
   // m = [p > tau], compared in float32 (the CPU compares in the tensor's dtype: float32 here)
-  SWIATTN_GRID_STRIDE_LOOP(i, n) m[i] = from_float<T>(to_float(p[i]) > threshold ? 1.0f : 0.0f);
+  SWIATTN_GRID_STRIDE_LOOP(i, n) {
+    const bool full = to_float(p[i]) > threshold;
+    if constexpr (std::is_same_v<M, int32_t>) m[i] = full ? 1 : 0;
+    else m[i] = from_float<M>(full ? 1.0f : 0.0f);
+  }
 }
 
 void hard_route(const Tensor& p, double threshold, const Tensor& m) {
-  check_same_shape("hard_route", p, m);
-  check_same_dtype("hard_route", p, m);
+  if (p.numel() != m.numel()) shape_error("hard_route", "one route per probability", p, m);
+  if (m.dtype() != DType::I32) {
+    check_same_shape("hard_route", p, m);
+    check_same_dtype("hard_route", p, m);
+  }
   if (p.numel() == 0) return;
   dispatch(p.dtype(), "hard_route", [&](auto zero) {
     using T = decltype(zero);
-    hard_route_kernel<<<grid_for(p.numel()), kThreads>>>(p.numel(), ptr<T>(p), static_cast<float>(threshold), ptr<T>(m));
+    if (m.dtype() == DType::I32)
+      hard_route_kernel<<<grid_for(p.numel()), kThreads>>>(p.numel(), ptr<T>(p), static_cast<float>(threshold), ptr<int32_t>(m));
+    else
+      hard_route_kernel<<<grid_for(p.numel()), kThreads>>>(p.numel(), ptr<T>(p), static_cast<float>(threshold), ptr<T>(m));
     SWIATTN_CUDA_CHECK_LAUNCH("hard_route");
   });
 }

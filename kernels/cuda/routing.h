@@ -10,7 +10,8 @@
 
 namespace swiattn::cuda {
 
-// m = 1 where p > threshold, else 0; p and m the same shape and dtype (float32 or bfloat16).
+// m = 1 where p > threshold, else 0; p and m the same shape and dtype (float32 or bfloat16), or
+// m int32 with p's element count (the form the decode attention reads its routes in).
 SWIATTN_CUDA_FUNCTION(void hard_route(const Tensor& p, double threshold, const Tensor& m))
 
 // Eq. 8: gamma = gamma_base / (eps + nll + alpha * diff), in double, stored as gamma's dtype.
