@@ -37,6 +37,7 @@
 #include <cuda_bf16.h>
 
 #include <cstdint>
+#include <cstdio>
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define SWIATTN_SM90A 1
@@ -75,11 +76,21 @@ __device__ __forceinline__ bool mbar_try_wait(uint32_t bar, uint32_t parity) {
       : "memory");
   return done != 0;
 }
+// A wait that has lasted 2^33 cycles (~4 s) is a deadlock: say which barrier, then stop the kernel
+// (the host sees "unspecified launch failure" and the message above it, not a hang).
+[[noreturn]] __device__ __noinline__ inline void mbar_deadlock(const char* what, uint32_t parity) {
+  printf("hopper attention: block (%d, %d, %d) thread %d waited 2^33 cycles on %s (parity %u): deadlock\n",
+         int(blockIdx.x), int(blockIdx.y), int(blockIdx.z), int(threadIdx.x), what, parity);
+  __trap();
+}
 // Returns once the phase of this parity is complete (acquire: its TMA bytes are visible).
-__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
+// `what` names the barrier for the deadlock message.
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity, const char* what) {
   const uint32_t a = smem_u32(bar);
-  while (!mbar_try_wait(a, parity)) {
-  }
+  if (mbar_try_wait(a, parity)) return;
+  const long long start = clock64();
+  while (!mbar_try_wait(a, parity))
+    if (clock64() - start > (1ll << 33)) mbar_deadlock(what, parity);
 }
 
 // ---- TMA ----

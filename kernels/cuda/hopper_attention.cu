@@ -45,6 +45,8 @@
 //   pipe.v_empty[s]    both consumers have read V of slot s (8 arrivals)
 //   turn 1, 2          named barriers (256 threads): consumer 0 / 1 may issue its products
 //   q_ready 3, 4       named barriers (128 threads): a consumer's gathered Q rows are in place
+// An mbarrier wait that lasts ~4 s stops the kernel with a message naming the barrier and the
+// thread (hopper.cuh: mbar_wait), so a pipeline bug shows as an error, not a hang.
 //
 // Shared memory, 1024-byte aligned; every tile as 64-column panels of 128-byte rows, 128-byte
 // swizzled (hopper.cuh): Q (D/64, 128 rows, 64) | K (kStages, D/64, 128 keys, 64) | V (same);
@@ -156,9 +158,10 @@ __device__ void load_tiles(const HopperParams& hp, unsigned char* smem, Pipeline
   }
   // Key tile `it` (keys key0 .. key0 + 127 of kv head hk) into its slot, once both consumers
   // have released the tile that used the slot before (it - kStages).
-  auto load = [&](const CUtensorMap* map, int offset, uint64_t* full, uint64_t* empty, int it, int key0) {
+  auto load = [&](const CUtensorMap* map, int offset, uint64_t* full, uint64_t* empty, int it, int key0,
+                  const char* what) {
     const int slot = it % kStages;
-    sm90::mbar_wait(&empty[slot], ((it / kStages) & 1) ^ 1);
+    sm90::mbar_wait(&empty[slot], ((it / kStages) & 1) ^ 1, what);
     sm90::mbar_arrive_expect_tx(&full[slot], L::kKVBytes);
     unsigned char* dst = smem + offset + slot * L::kKVBytes;
 #pragma unroll
@@ -167,11 +170,11 @@ __device__ void load_tiles(const HopperParams& hp, unsigned char* smem, Pipeline
   };
   int it = 0, prev_key0 = 0;
   for (; tiles.valid(); tiles.next(), ++it) {
-    load(&hp.k, L::kK, pipe.k_full, pipe.k_empty, it, tiles.key0());
-    if (it > 0) load(&hp.v, L::kV, pipe.v_full, pipe.v_empty, it - 1, prev_key0);
+    load(&hp.k, L::kK, pipe.k_full, pipe.k_empty, it, tiles.key0(), "k_empty (producer)");
+    if (it > 0) load(&hp.v, L::kV, pipe.v_full, pipe.v_empty, it - 1, prev_key0, "v_empty (producer)");
     prev_key0 = tiles.key0();
   }
-  load(&hp.v, L::kV, pipe.v_full, pipe.v_empty, it - 1, prev_key0);
+  load(&hp.v, L::kV, pipe.v_full, pipe.v_empty, it - 1, prev_key0, "v_empty (producer)");
 }
 
 // ---- a consumer warpgroup: 64 query rows (the turns of the header) ----
@@ -208,7 +211,7 @@ __device__ void attend_tiles(const FlashParams& p, unsigned char* smem, Pipeline
     sm90::fence_proxy_async();  // the rows become visible to wgmma ...
     sm90::named_barrier_sync(kQReadyBarrier + consumer, 128);  // ... everyone's
   } else {
-    sm90::mbar_wait(&pipe.q_full, 0);
+    sm90::mbar_wait(&pipe.q_full, 0, "q_full");
   }
 
   float s[kBN / 2];      // S = Q K^T: 64 x 128 over the warpgroup (layout: hopper.cuh), then P (f32)
@@ -317,7 +320,7 @@ __device__ void attend_tiles(const FlashParams& p, unsigned char* smem, Pipeline
 
   // ---- turn 0: S of tile 0 ----
   int it = 0, phase = tiles.phase;
-  sm90::mbar_wait(&pipe.k_full[0], 0);
+  sm90::mbar_wait(&pipe.k_full[0], 0, "k_full");
   sm90::named_barrier_sync(my_turn, 256);
   sm90::wgmma_fence();
   issue_s(0);
@@ -333,8 +336,8 @@ __device__ void attend_tiles(const FlashParams& p, unsigned char* smem, Pipeline
   for (tiles.next(); tiles.valid(); tiles.next()) {
     ++it;
     const int slot = it % kStages, prev = (it - 1) % kStages;
-    sm90::mbar_wait(&pipe.k_full[slot], (it / kStages) & 1);
-    sm90::mbar_wait(&pipe.v_full[prev], ((it - 1) / kStages) & 1);
+    sm90::mbar_wait(&pipe.k_full[slot], (it / kStages) & 1, "k_full");
+    sm90::mbar_wait(&pipe.v_full[prev], ((it - 1) / kStages) & 1, "v_full");
     sm90::named_barrier_sync(my_turn, 256);
     sm90::fence_operands(o);
     sm90::fence_operands(pa);
@@ -363,7 +366,7 @@ __device__ void attend_tiles(const FlashParams& p, unsigned char* smem, Pipeline
   // ---- turn n: O += P V of the last tile ----
   {
     const int slot = it % kStages;
-    sm90::mbar_wait(&pipe.v_full[slot], (it / kStages) & 1);
+    sm90::mbar_wait(&pipe.v_full[slot], (it / kStages) & 1, "v_full");
     sm90::named_barrier_sync(my_turn, 256);
     sm90::fence_operands(o);
     sm90::fence_operands(pa);
