@@ -37,7 +37,6 @@
 #include <cuda_bf16.h>
 
 #include <cstdint>
-#include <cstdio>
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define SWIATTN_SM90A 1
@@ -76,21 +75,23 @@ __device__ __forceinline__ bool mbar_try_wait(uint32_t bar, uint32_t parity) {
       : "memory");
   return done != 0;
 }
-// A wait that has lasted 2^33 cycles (~4 s) is a deadlock: say which barrier, then stop the kernel
-// (the host sees "unspecified launch failure" and the message above it, not a hang).
-[[noreturn]] __device__ __noinline__ inline void mbar_deadlock(const char* what, uint32_t parity) {
-  printf("hopper attention: block (%d, %d, %d) thread %d waited 2^33 cycles on %s (parity %u): deadlock\n",
-         int(blockIdx.x), int(blockIdx.y), int(blockIdx.z), int(threadIdx.x), what, parity);
-  __trap();
-}
 // Returns once the phase of this parity is complete (acquire: its TMA bytes are visible).
-// `what` names the barrier for the deadlock message.
-__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity, const char* what) {
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
+  const uint32_t a = smem_u32(bar);
+  while (!mbar_try_wait(a, parity)) {
+  }
+}
+// The producer's wait: the same, but a wait of 2^33 cycles (~4 s) is a deadlock and stops the
+// kernel (trap), so the host sees an error ("unspecified launch failure") instead of a hang. Only
+// the producer has it: a trap in a consumer's code, or any function call (printf) in the kernel,
+// makes ptxas serialise the wgmma (warnings C7510 / C7512) and spill. The producer is at most
+// kStages tiles ahead, so a consumer that hangs stalls it within a few tiles.
+__device__ __forceinline__ void mbar_wait_or_trap(uint64_t* bar, uint32_t parity) {
   const uint32_t a = smem_u32(bar);
   if (mbar_try_wait(a, parity)) return;
   const long long start = clock64();
   while (!mbar_try_wait(a, parity))
-    if (clock64() - start > (1ll << 33)) mbar_deadlock(what, parity);
+    if (clock64() - start > (1ll << 33)) __trap();
 }
 
 // ---- TMA ----

@@ -8,7 +8,7 @@
 // A CTA takes 128 query rows of one (b, h) with three warpgroups (384 threads):
 //   WG 0  producer     one thread issues the TMA copies: Q once, then per key tile K and V
 //                      (128 keys each, kStages = 2 slots each); the other 127 threads leave.
-//                      Keeps 24 registers (setmaxnreg), so that the consumers can have 240.
+//                      Keeps 40 registers (setmaxnreg), so that the consumers can have 232.
 //   WG 1  consumer 0   query rows 0-63:   S = Q K^T, softmax, O += P V; O stays in registers
 //   WG 2  consumer 1   query rows 64-127: the same
 //
@@ -45,12 +45,13 @@
 //   pipe.v_empty[s]    both consumers have read V of slot s (8 arrivals)
 //   turn 1, 2          named barriers (256 threads): consumer 0 / 1 may issue its products
 //   q_ready 3, 4       named barriers (128 threads): a consumer's gathered Q rows are in place
-// An mbarrier wait that lasts ~4 s stops the kernel with a message naming the barrier and the
-// thread (hopper.cuh: mbar_wait), so a pipeline bug shows as an error, not a hang.
+// A producer wait on an empty slot that lasts ~4 s stops the kernel (hopper.cuh:
+// mbar_wait_or_trap), so a pipeline bug shows as an error ("unspecified launch failure"), not a
+// hang, unless it strikes after the producer's last load.
 //
 // Shared memory, 1024-byte aligned; every tile as 64-column panels of 128-byte rows, 128-byte
 // swizzled (hopper.cuh): Q (D/64, 128 rows, 64) | K (kStages, D/64, 128 keys, 64) | V (same);
-// D 128: 32 + 64 + 64 = 160 KB, D 64: 80 KB. One CTA per SM (384 threads, 240 + 24 registers).
+// D 128: 32 + 64 + 64 = 160 KB, D 64: 80 KB. One CTA per SM (384 threads; 232 / 40 registers).
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
@@ -71,6 +72,7 @@ constexpr int kBN = 128;          // keys per tile
 constexpr int kStages = 2;        // slots for K tiles, and for V tiles
 constexpr int kCtaThreads = 384;  // producer + 2 consumers
 constexpr int kConsumerWarps = 8;
+constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;  // 128 x 40 + 256 x 232 <= 64K
 constexpr int kTurnBarrier = 1;   // + consumer index
 constexpr int kQReadyBarrier = 3; // + consumer index
 
@@ -158,10 +160,9 @@ __device__ void load_tiles(const HopperParams& hp, unsigned char* smem, Pipeline
   }
   // Key tile `it` (keys key0 .. key0 + 127 of kv head hk) into its slot, once both consumers
   // have released the tile that used the slot before (it - kStages).
-  auto load = [&](const CUtensorMap* map, int offset, uint64_t* full, uint64_t* empty, int it, int key0,
-                  const char* what) {
+  auto load = [&](const CUtensorMap* map, int offset, uint64_t* full, uint64_t* empty, int it, int key0) {
     const int slot = it % kStages;
-    sm90::mbar_wait(&empty[slot], ((it / kStages) & 1) ^ 1, what);
+    sm90::mbar_wait_or_trap(&empty[slot], ((it / kStages) & 1) ^ 1);
     sm90::mbar_arrive_expect_tx(&full[slot], L::kKVBytes);
     unsigned char* dst = smem + offset + slot * L::kKVBytes;
 #pragma unroll
@@ -170,11 +171,11 @@ __device__ void load_tiles(const HopperParams& hp, unsigned char* smem, Pipeline
   };
   int it = 0, prev_key0 = 0;
   for (; tiles.valid(); tiles.next(), ++it) {
-    load(&hp.k, L::kK, pipe.k_full, pipe.k_empty, it, tiles.key0(), "k_empty (producer)");
-    if (it > 0) load(&hp.v, L::kV, pipe.v_full, pipe.v_empty, it - 1, prev_key0, "v_empty (producer)");
+    load(&hp.k, L::kK, pipe.k_full, pipe.k_empty, it, tiles.key0());
+    if (it > 0) load(&hp.v, L::kV, pipe.v_full, pipe.v_empty, it - 1, prev_key0);
     prev_key0 = tiles.key0();
   }
-  load(&hp.v, L::kV, pipe.v_full, pipe.v_empty, it - 1, prev_key0, "v_empty (producer)");
+  load(&hp.v, L::kV, pipe.v_full, pipe.v_empty, it - 1, prev_key0);
 }
 
 // ---- a consumer warpgroup: 64 query rows (the turns of the header) ----
@@ -211,7 +212,7 @@ __device__ void attend_tiles(const FlashParams& p, unsigned char* smem, Pipeline
     sm90::fence_proxy_async();  // the rows become visible to wgmma ...
     sm90::named_barrier_sync(kQReadyBarrier + consumer, 128);  // ... everyone's
   } else {
-    sm90::mbar_wait(&pipe.q_full, 0, "q_full");
+    sm90::mbar_wait(&pipe.q_full, 0);
   }
 
   float s[kBN / 2];      // S = Q K^T: 64 x 128 over the warpgroup (layout: hopper.cuh), then P (f32)
@@ -320,7 +321,7 @@ __device__ void attend_tiles(const FlashParams& p, unsigned char* smem, Pipeline
 
   // ---- turn 0: S of tile 0 ----
   int it = 0, phase = tiles.phase;
-  sm90::mbar_wait(&pipe.k_full[0], 0, "k_full");
+  sm90::mbar_wait(&pipe.k_full[0], 0);
   sm90::named_barrier_sync(my_turn, 256);
   sm90::wgmma_fence();
   issue_s(0);
@@ -336,8 +337,8 @@ __device__ void attend_tiles(const FlashParams& p, unsigned char* smem, Pipeline
   for (tiles.next(); tiles.valid(); tiles.next()) {
     ++it;
     const int slot = it % kStages, prev = (it - 1) % kStages;
-    sm90::mbar_wait(&pipe.k_full[slot], (it / kStages) & 1, "k_full");
-    sm90::mbar_wait(&pipe.v_full[prev], ((it - 1) / kStages) & 1, "v_full");
+    sm90::mbar_wait(&pipe.k_full[slot], (it / kStages) & 1);
+    sm90::mbar_wait(&pipe.v_full[prev], ((it - 1) / kStages) & 1);
     sm90::named_barrier_sync(my_turn, 256);
     sm90::fence_operands(o);
     sm90::fence_operands(pa);
@@ -366,7 +367,7 @@ __device__ void attend_tiles(const FlashParams& p, unsigned char* smem, Pipeline
   // ---- turn n: O += P V of the last tile ----
   {
     const int slot = it % kStages;
-    sm90::mbar_wait(&pipe.v_full[slot], (it / kStages) & 1, "v_full");
+    sm90::mbar_wait(&pipe.v_full[slot], (it / kStages) & 1);
     sm90::named_barrier_sync(my_turn, 256);
     sm90::fence_operands(o);
     sm90::fence_operands(pa);
@@ -463,11 +464,11 @@ __global__ void __launch_bounds__(kCtaThreads, 1) hopper_forward_kernel(const __
 
   const KeyTiles tiles(sT, rows_here, window, kMode == Mode::Switch ? sFarMax : -1);
   if (threadIdx.x < 128) {  // the producer warpgroup
-    sm90::registers_release<24>();
+    sm90::registers_release<kProducerRegisters>();
     if (threadIdx.x == 0) load_tiles<D, kMode>(hp, smem, pipe, tiles, row0, h, hk, b);
     return;
   }
-  sm90::registers_claim<240>();
+  sm90::registers_claim<kConsumerRegisters>();
   attend_tiles<D, kMode, TO>(p, smem, pipe, tiles, sT, sFar, sGate, int(threadIdx.x) / 128 - 1, h, b);
 #endif
 }

@@ -98,7 +98,9 @@ else
 fi
 PTXAS_NOTE=$(grep -o 'Used [0-9]* registers' "$OUT/ptxas-hopper.txt" 2>/dev/null | sort | uniq -c | tr -s ' ' | tr '\n' ';')
 PTXAS_SPILL=$(grep -o '[0-9]* bytes spill stores' "$OUT/ptxas-hopper.txt" 2>/dev/null | sort -u | tr '\n' ';')
-record sass "${SASS_NOTE%% |*}" $(($(date +%s) - t0)) "${SASS_NOTE#* | } | ptxas: ${PTXAS_NOTE:-n/a} spills: ${PTXAS_SPILL:-n/a}"
+PTXAS_SERIAL=$(grep -c 'C751' "$OUT/ptxas-hopper.txt" 2>/dev/null)
+record sass "${SASS_NOTE%% |*}" $(($(date +%s) - t0)) \
+  "${SASS_NOTE#* | } | ptxas: ${PTXAS_NOTE:-n/a} spills: ${PTXAS_SPILL:-n/a} wgmma-serialised warnings: ${PTXAS_SERIAL:-n/a}"
 echo "[sass] ${SASS_NOTE%% |*}"
 
 # Counts of a doctest log: "cases P passed F failed", and the first failures.
