@@ -12,7 +12,9 @@
 // row puts on key band d, and errors are reported and checked per key band (distance band) and
 // per 128-row query tile.
 // Every check prints one line ("HOPPER-CHECK ..."; scripts/gpu/hopper-check.sh tabulates them)
-// with the largest element error and the first element off by more than 1e-2 + 1e-2 |truth|.
+// with the largest element error and the first element off by more than 1e-2 + 1e-2 |truth|;
+// a "HOPPER-START" line before each variant names it in case it hangs or crashes. Outputs are
+// NaN-poisoned and every launch is synchronised (StrictDevice), so a fault names its kernel.
 // Sizes: T 1, 3, 113, 127, 129, 200, 385, 1000, 4099; w 1, 64, 100, 128, 1000 (= T), 1024, > T;
 // GQA 16/8, 4/2, 8/8; D 64 and 128; B 1, 2, 3.
 // Without a device, or where the Hopper kernel cannot run, each case prints a SKIPPED line.
@@ -127,7 +129,7 @@ void check_variants(const Problem& pr, uint64_t seed) {
   const Reference<double> truth = cpu_reference<double>(s, w, q, k, v);
   const Reference<float> ctrl = cpu_reference<float>(s, w, q, k, v);
   const Tensor Q = device_bf16(q, {B, T, Hq, D}), K = device_bf16(k, {B, T, Hkv, D}), V = device_bf16(v, {B, T, Hkv, D});
-  PoisonNewBlocks poison;
+  StrictDevice strict;  // NaN-poisoned outputs; a sync after each launch names a faulting kernel
   auto empty = [](const Shape& shape, DType dtype) { return Tensor::empty(shape, dtype, Device::CUDA); };
 
   for (const int64_t window : {int64_t(0), w}) {  // plain: full causal, then windowed
@@ -246,7 +248,7 @@ void check_key_bands(const Problem& pr, uint64_t seed) {
   const Reference<double> truth = cpu_reference<double>(s, w, q, k, v);
   const Reference<float> ctrl = cpu_reference<float>(s, w, q, k, v);
   const Tensor Q = device_bf16(q, {B, T, Hq, D}), K = device_bf16(k, {B, T, Hkv, D}), V = device_bf16(v, {B, T, Hkv, D});
-  PoisonNewBlocks poison;
+  StrictDevice strict;  // NaN-poisoned outputs; a sync after each launch names a faulting kernel
   UseKernel use(cuda::FlashKernel::Hopper);
   std::printf("HOPPER-START %s | key bands (causal, window, switch, routed)\n", pr.name().c_str());
   std::fflush(stdout);
