@@ -8,20 +8,22 @@
 #      watchdog names the barrier it hung on);
 #   3. tests: tests/test_cuda_hopper.cpp (every variant against the CPU float64 reference and the
 #      sm80 kernel, errors per key band and query tile) and tests/test_cuda_flash.cpp;
-#   4. bench: bench/run.py prefill at T 8K, 16K, 32K, r 0 and 0.13: our Hopper kernels and the sm80
+#   4. compute-sanitizer memcheck and racecheck on the small test case (synccheck after step 5);
+#   5. bench: bench/run.py prefill at T 8K, 16K, 32K, r 0 and 0.13: our Hopper kernels and the sm80
 #      ones, SDPA (cuDNN / flash / efficient), FlexAttention with the route mask and on gathered
 #      queries (32K), the bf16 GEMM rate; the issue's targets marked;
-#   5. compute-sanitizer memcheck, racecheck, synccheck on the small test case;
 #   6. the other CUDA tests (regressions elsewhere), with the time left.
 # Each step runs under a cap inside the budget (a later step is skipped, and says so, when time is
-# short). Full logs go to $OUT (default runs/hopper-check); stdout gets one line per step and the
-# summary table last.
+# short). stdout gets one line per step and the summary table last; $OUT (default
+# runs/hopper-check) gets summary.md, tests.log, bench.md and hopper-check-logs.tar.xz (every
+# step's log, cuobjdump's SASS of the Hopper kernels, ptxas's report).
 # Usage (repository root, the bundle at build-gpu/bundle.tar.xz or BUNDLE=...):
 #   bash scripts/gpu/hopper-check.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-runs/hopper-check}
 mkdir -p "$OUT"
+LOGS=$(mktemp -d)  # every step's log; packed into $OUT/hopper-check-logs.tar.xz at the end
 START=$(date +%s)
 BUDGET=${BUDGET_S:-400}
 RESERVE=15  # seconds kept for the summary
@@ -29,13 +31,14 @@ RESERVE=15  # seconds kept for the summary
 NAMES=() STATUS=() SECS_ALL=() NOTES=()
 record() { NAMES+=("$1"); STATUS+=("$2"); SECS_ALL+=("$3"); NOTES+=("${4//|//}"); }  # no | inside a table cell
 left() { echo $((BUDGET - ($(date +%s) - START))); }
-# run_step NAME CAP LOG CMD...: CMD under `timeout` (CAP, or less when the budget is short); sets
-# RC (exit code, "timeout" or "skipped") and SECS.
+# run_step NAME CAP LOG CMD...: CMD under `timeout` (CAP, or less when the budget is short, keeping
+# KEEP seconds for the steps after it); sets RC (exit code, "timeout" or "skipped") and SECS.
+KEEP=0
 run_step() {
   local name=$1 cap=$2 log=$3 t t0
   shift 3
   t=$cap
-  (($(left) - RESERVE < t)) && t=$(($(left) - RESERVE))
+  (($(left) - RESERVE - KEEP < t)) && t=$(($(left) - RESERVE - KEEP))
   if ((t < 10)); then
     RC=skipped SECS=0
     echo "[$name] skipped: the time budget is spent" | tee "$log"
@@ -51,8 +54,8 @@ run_step() {
 
 # ---- 0. unpack, the GPU ----
 # shellcheck disable=SC1091
-if ! source scripts/gpu/unpack.sh >"$OUT/unpack.log" 2>&1; then
-  cat "$OUT/unpack.log"
+if ! source scripts/gpu/unpack.sh >"$LOGS/unpack.log" 2>&1; then
+  cat "$LOGS/unpack.log"
   echo "hopper-check: no bundle: run scripts/gpu/bundle.sh where the build dependencies are, carry build-gpu/bundle.tar.xz"
   exit 1
 fi
@@ -64,11 +67,11 @@ TESTS=$SW/bin/swiattn_tests
 # ---- 1. sass ----
 t0=$(date +%s)
 CUOBJDUMP=$(command -v cuobjdump || echo /usr/local/cuda/bin/cuobjdump)
-cp "$SW/ptxas-hopper.txt" "$OUT/" 2>/dev/null
+cp "$SW/ptxas-hopper.txt" "$LOGS/" 2>/dev/null
 if [ -x "$CUOBJDUMP" ]; then
-  "$CUOBJDUMP" -res-usage "$TESTS" >"$OUT/res-usage.txt" 2>&1
-  "$CUOBJDUMP" -sass "$TESTS" 2>&1 | awk '/Function : /{keep = ($0 ~ /hopper_forward_kernel/)} keep' >"$OUT/sass-hopper.txt"
-  SASS_NOTE=$(python3 - "$OUT/sass-hopper.txt" "$OUT/res-usage.txt" <<'EOF'
+  "$CUOBJDUMP" -res-usage "$TESTS" >"$LOGS/res-usage.txt" 2>&1
+  "$CUOBJDUMP" -sass "$TESTS" 2>&1 | awk '/Function : /{keep = ($0 ~ /hopper_forward_kernel/)} keep' >"$LOGS/sass-hopper.txt"
+  SASS_NOTE=$(python3 - "$LOGS/sass-hopper.txt" "$LOGS/res-usage.txt" <<'EOF'
 import re, sys
 fns, cur = {}, None
 for line in open(sys.argv[1], errors="replace"):
@@ -96,9 +99,9 @@ EOF
 else
   SASS_NOTE="skipped | cuobjdump not found (looked for $CUOBJDUMP)"
 fi
-PTXAS_NOTE=$(grep -o 'Used [0-9]* registers' "$OUT/ptxas-hopper.txt" 2>/dev/null | sort | uniq -c | tr -s ' ' | tr '\n' ';')
-PTXAS_SPILL=$(grep -o '[0-9]* bytes spill stores' "$OUT/ptxas-hopper.txt" 2>/dev/null | sort -u | tr '\n' ';')
-PTXAS_SERIAL=$(grep -c 'C751' "$OUT/ptxas-hopper.txt" 2>/dev/null)
+PTXAS_NOTE=$(grep -o 'Used [0-9]* registers' "$LOGS/ptxas-hopper.txt" 2>/dev/null | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+PTXAS_SPILL=$(grep -o '[0-9]* bytes spill stores' "$LOGS/ptxas-hopper.txt" 2>/dev/null | sort -u | tr '\n' ';')
+PTXAS_SERIAL=$(grep -c 'C751' "$LOGS/ptxas-hopper.txt" 2>/dev/null)
 record sass "${SASS_NOTE%% |*}" $(($(date +%s) - t0)) \
   "${SASS_NOTE#* | } | ptxas: ${PTXAS_NOTE:-n/a} spills: ${PTXAS_SPILL:-n/a} wgmma-serialised warnings: ${PTXAS_SERIAL:-n/a}"
 echo "[sass] ${SASS_NOTE%% |*}"
@@ -116,55 +119,58 @@ status_of() {  # exit code -> ok / FAIL / timeout / skipped
 }
 
 # ---- 2. smoke ----
-run_step smoke 60 "$OUT/smoke.log" "$TESTS" -tc="cuda hopper: sanitizer sizes*"
+run_step smoke 60 "$LOGS/smoke.log" "$TESTS" -tc="cuda hopper: sanitizer sizes*"
 SMOKE_RC=$RC
-note="$(doctest_note "$OUT/smoke.log")"
-grep -q "SKIPPED" "$OUT/smoke.log" && note="$(grep -m1 -o 'SKIPPED.*' "$OUT/smoke.log" | cut -c1-160)" && RC=skipped
-grep -q "deadlock" "$OUT/smoke.log" && note="$(grep -m1 'deadlock' "$OUT/smoke.log" | cut -c1-200)"
-[ "$RC" = timeout ] && note="HANG: last started check: $(grep 'HOPPER-' "$OUT/smoke.log" | tail -1 | cut -c1-120)"
+note="$(doctest_note "$LOGS/smoke.log")"
+grep -q "SKIPPED" "$LOGS/smoke.log" && note="$(grep -m1 -o 'SKIPPED.*' "$LOGS/smoke.log" | cut -c1-160)" && RC=skipped
+grep -q "deadlock" "$LOGS/smoke.log" && note="$(grep -m1 'deadlock' "$LOGS/smoke.log" | cut -c1-200)"
+[ "$RC" = timeout ] && note="HANG: last started check: $(grep 'HOPPER-' "$LOGS/smoke.log" | tail -1 | cut -c1-120)"
 record smoke "$(status_of "$RC")" "$SECS" "$note"
 HOPPER_OK=1
 [ "$SMOKE_RC" = timeout ] && HOPPER_OK=0
 
 # ---- 3. tests ----
 if [ "$HOPPER_OK" = 1 ]; then
-  run_step tests 150 "$OUT/tests.log" "$TESTS" -tc="cuda hopper*,cuda flash*"
-  skipped=$(grep -c 'SKIPPED (no' "$OUT/tests.log")
+  KEEP=200 run_step tests 150 "$LOGS/tests.log" "$TESTS" -tc="cuda hopper*,cuda flash*"
+  skipped=$(grep -c 'SKIPPED (no' "$LOGS/tests.log")
   st=$(status_of "$RC")
   [ "$st" = ok ] && [ "$skipped" != 0 ] && st="ok, but $skipped cases SKIPPED"
-  record tests "$st" "$SECS" "$(doctest_note "$OUT/tests.log"); HOPPER-CHECK lines: $(grep -c '^HOPPER-CHECK' "$OUT/tests.log")"
+  record tests "$st" "$SECS" "$(doctest_note "$LOGS/tests.log"); HOPPER-CHECK lines: $(grep -c '^HOPPER-CHECK' "$LOGS/tests.log")"
 else
   record tests skipped 0 "the smoke run hung"
 fi
 
-# ---- 4. bench ----
-BENCH_ARGS=(--swiattn "$SW/bin/swiattn" --out "$OUT/bench.md" --skip decode,train --T 8192,16384,32768 --r 0,0.13
-  --flex-T 32768)
-if [ "$HOPPER_OK" = 1 ]; then
-  run_step bench 200 "$OUT/bench.log" python3 bench/run.py "${BENCH_ARGS[@]}" --sm80
-else  # the Hopper kernel hangs: measure the sm80 kernels and the baselines only
-  run_step bench 200 "$OUT/bench.log" env SWIATTN_ATTENTION_KERNEL=sm80 python3 bench/run.py "${BENCH_ARGS[@]}"
-fi
-record bench "$(status_of "$RC")" "$SECS" "$OUT/bench.md ($(grep -c '^| [0-9]' "$OUT/bench.md" 2>/dev/null || echo 0) rows)"
-
-# ---- 5. compute-sanitizer on the small case ----
+# ---- 4. compute-sanitizer on the small case (memcheck and racecheck now, synccheck after the bench) ----
 SANITIZER=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-for tool in memcheck racecheck synccheck; do
+sanitize() {
+  local tool=$1 cap=$2 summary
   if [ "$HOPPER_OK" != 1 ]; then
     record "$tool" skipped 0 "the smoke run hung"
-    continue
+    return
   fi
-  cap=90
-  [ "$tool" = synccheck ] && cap=60
-  run_step "$tool" "$cap" "$OUT/$tool.log" "$SANITIZER" --tool "$tool" --error-exitcode 1 "$TESTS" \
+  KEEP=$3 run_step "$tool" "$cap" "$LOGS/$tool.log" "$SANITIZER" --tool "$tool" --error-exitcode 1 "$TESTS" \
     -tc="cuda hopper: sanitizer sizes*"
-  summary=$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|SYNCCHECK SUMMARY' "$OUT/$tool.log" | tail -1 | sed 's/^========= //')
-  record "$tool" "$(status_of "$RC")" "$SECS" "${summary:-no sanitizer summary}; $(doctest_note "$OUT/$tool.log")"
-done
+  summary=$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|SYNCCHECK SUMMARY' "$LOGS/$tool.log" | tail -1 | sed 's/^========= //')
+  record "$tool" "$(status_of "$RC")" "$SECS" "${summary:-no sanitizer summary}; $(doctest_note "$LOGS/$tool.log")"
+}
+sanitize memcheck 90 150  # keep 150 s for the bench
+sanitize racecheck 90 150
+
+# ---- 5. bench ----
+BENCH_ARGS=(--swiattn "$SW/bin/swiattn" --out "$LOGS/bench.md" --skip decode,train --T 8192,16384,32768 --r 0,0.13
+  --flex-T 32768)
+if [ "$HOPPER_OK" = 1 ]; then
+  run_step bench 200 "$LOGS/bench.log" python3 bench/run.py "${BENCH_ARGS[@]}" --sm80
+else  # the Hopper kernel hangs: measure the sm80 kernels and the baselines only
+  run_step bench 200 "$LOGS/bench.log" env SWIATTN_ATTENTION_KERNEL=sm80 python3 bench/run.py "${BENCH_ARGS[@]}"
+fi
+record bench "$(status_of "$RC")" "$SECS" "$LOGS/bench.md ($(grep -c '^| [0-9]' "$LOGS/bench.md" 2>/dev/null || echo 0) rows)"
+
+sanitize synccheck 60 0
 
 # ---- 6. the other CUDA tests ----
-run_step other-cuda-tests 90 "$OUT/other-tests.log" "$TESTS" -tc="cuda*" -tce="cuda hopper*,cuda flash*"
-record other-cuda-tests "$(status_of "$RC")" "$SECS" "$(doctest_note "$OUT/other-tests.log")"
+run_step other-cuda-tests 90 "$LOGS/other-tests.log" "$TESTS" -tc="cuda*" -tce="cuda hopper*,cuda flash*"
+record other-cuda-tests "$(status_of "$RC")" "$SECS" "$(doctest_note "$LOGS/other-tests.log")"
 
 # ---- summary (last) ----
 TOTAL=$(($(date +%s) - START))
@@ -177,7 +183,7 @@ TOTAL=$(($(date +%s) - START))
     echo "| ${NAMES[$i]} | ${STATUS[$i]} | ${SECS_ALL[$i]} | ${NOTES[$i]} |"
   done
   echo
-  python3 - "$OUT" <<'EOF'
+  python3 - "$LOGS" <<'EOF'
 import os, re, sys
 out = sys.argv[1]
 def read(name):
@@ -243,4 +249,8 @@ else:
     print("no bench table (see bench.log)")
     print("\n".join(read("bench.log").splitlines()[-5:]))
 EOF
-} | tee "$OUT/summary.md"
+} | tee "$LOGS/summary.md"
+# What comes back: the summary, the two main logs, and everything packed.
+cp "$LOGS/summary.md" "$OUT/"
+for f in tests.log bench.md; do [ -f "$LOGS/$f" ] && cp "$LOGS/$f" "$OUT/"; done
+tar -C "$LOGS" -cJf "$OUT/hopper-check-logs.tar.xz" . && rm -rf "$LOGS"
