@@ -71,10 +71,10 @@ constexpr int kBM = 128;          // query rows per CTA: two consumers x 64
 constexpr int kBN = 128;          // keys per tile
 constexpr int kStages = 2;        // slots for K tiles, and for V tiles
 constexpr int kCtaThreads = 384;  // producer + 2 consumers
-constexpr int kConsumerWarps = 8;
-constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;  // 128 x 40 + 256 x 232 <= 64K
-constexpr int kTurnBarrier = 1;   // + consumer index
-constexpr int kQReadyBarrier = 3; // + consumer index
+[[maybe_unused]] constexpr int kConsumerWarps = 8;
+[[maybe_unused]] constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;  // 128 x 40 + 256 x 232 <= 64K
+[[maybe_unused]] constexpr int kTurnBarrier = 1;    // + consumer index
+[[maybe_unused]] constexpr int kQReadyBarrier = 3;  // + consumer index
 
 template <int D>
 struct Layout {                               // byte offsets in the aligned dynamic shared memory
@@ -94,6 +94,8 @@ struct HopperParams {
   CUtensorMap q, k, v;  // TMA maps: q (B, T, Hq, D), k, v (B, T, Hkv, D) as 4-d (D, H, T, B); box (64, 1, 128, 1)
   FlashParams f;
 };
+
+#ifdef SWIATTN_SM90A  // (device code; built for sm_90a only)
 
 // The key tiles one CTA visits, in order (header). Producer and consumers each walk a copy.
 struct KeyTiles {
@@ -142,8 +144,6 @@ __device__ __forceinline__ float fast_exp2(float x) {  // 2^x (MUFU; 2^-inf = 0)
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
   return y;
 }
-
-#ifdef SWIATTN_SM90A
 
 // ---- the producer (one thread): Q, then K_0, K_1, V_0, K_2, V_1, ... (the order turns use them) ----
 template <int D, Mode kMode>
@@ -519,7 +519,11 @@ CUtensorMap tensor_map(const bf16* x, int B, int T, int H, int D, int rows, cons
 
 template <int D, Mode kMode, class TO>
 void launch(const HopperParams& hp, int B) {
-  constexpr int smem = Layout<D>::kBytes + 1024;  // + room to align the start to 1024 bytes
+  using L = Layout<D>;
+  static_assert(L::kQ == 0 && L::kQPanel * (D / 64) == L::kQBytes && L::kKVPanel * (D / 64) == L::kKVBytes &&
+                    L::kK % 1024 == 0 && L::kKVBytes % 1024 == 0,
+                "tiles are whole 128-byte-row panels on 1024-byte boundaries (the swizzle atoms)");
+  constexpr int smem = L::kBytes + 1024;  // + room to align the start to 1024 bytes
   auto kernel = hopper_forward_kernel<D, kMode, TO>;
   static const bool configured = [&] {
     SWIATTN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
