@@ -6,7 +6,9 @@
 // in the tree (routed_attention_prefill, flash_attention_forward, flash_switch_attention_forward),
 // else the reference warp-per-row ones (switch_attention_forward, attention_forward). The
 // backward is cuda::switch_attention_backward, which takes the fast path itself when it can.
-// The JSON's "impl" names what ran.
+// The JSON's "impl" names what ran, with the forward kernel family in brackets ([hopper]: the
+// sm_90a kernel of kernels/cuda/hopper_attention.cu, [sm80]: flash_attention.cu's; the process
+// picks it, SWIATTN_ATTENTION_KERNEL=sm80 forces the sm_80 one).
 #include <algorithm>
 #include <cstdio>
 #include <numeric>
@@ -103,7 +105,13 @@ Inputs random_inputs(const Options& o, int64_t T) {
 
 }  // namespace
 
-// ---- prefill: full causal attention, then routed attention at each r ----
+#if SWIATTN_BENCH_FLASH
+namespace {
+std::string family() { return " [" + cuda::flash_kernel_in_use() + "]"; }  // the forward kernel family
+}  // namespace
+#endif
+
+// ---- prefill: full causal attention, the training forward, then routed attention at each r ----
 void bench_prefill(const Options& o) {
   for (int64_t T : o.T) {
     const cpu::AttentionShape s{o.B, T, o.Hq, o.Hkv, o.D};
@@ -115,7 +123,7 @@ void bench_prefill(const Options& o) {
     {  // causal attention: our full-attention kernel, the r = 1 work without routing
       const std::vector<double> all(size_t(o.B * T), 1.0);
 #if SWIATTN_BENCH_FLASH
-      const std::string impl = "flash_attention_forward";
+      const std::string impl = "flash_attention_forward" + family();
       const auto run = [&] { cuda::flash_attention_forward(s, 0, in.q, in.k, in.v, out, lse); };
 #else
       const std::string impl = "attention_forward (reference)";
@@ -123,11 +131,30 @@ void bench_prefill(const Options& o) {
 #endif
       print_case("causal", o, T, 1.0, time_case(o, run), routed_flops(o, T, all), bytes, impl);
     }
+#if SWIATTN_BENCH_FLASH
+    {  // the one-pass training forward, both branches (routes r = 0.13): full causal work, plus
+       // the float32 o_full, o_swa written (8 bytes each per element)
+      const std::vector<double> all(size_t(o.B * T), 1.0);
+      const Tensor gate = Tensor::from_vector(random_routes(o.B * T, 0.13, o.seed + 7), {o.B, T}, DType::F32)
+                              .to(DType::BF16)
+                              .to_device();
+      const Tensor o_full = Tensor::empty({o.B, T, o.Hq, o.D}, DType::F32, Device::CUDA);
+      const Tensor o_swa = Tensor::empty({o.B, T, o.Hq, o.D}, DType::F32, Device::CUDA);
+      const Tensor lse_swa = Tensor::empty({o.B, T, o.Hq}, DType::F32, Device::CUDA);
+      const auto run = [&] {
+        cuda::flash_switch_attention_forward(s, o.window, in.q, in.k, in.v, gate, true, out, o_full, o_swa, lse,
+                                             lse_swa);
+      };
+      const double sw_bytes = bytes + 16.0 * double(o.B * T * o.Hq * o.D);
+      print_case("switch-forward", o, T, 0.13, time_case(o, run), routed_flops(o, T, all), sw_bytes,
+                 "flash_switch_attention_forward" + family());
+    }
+#endif
     for (double r : o.r) {
       const std::vector<double> route = random_routes(o.B * T, r, o.seed + 7);
       const Tensor gate = Tensor::from_vector(route, {o.B, T}, DType::F32).to(DType::BF16).to_device();
 #if SWIATTN_BENCH_FLASH
-      const std::string impl = "routed_attention_prefill";
+      const std::string impl = "routed_attention_prefill" + family();
       const auto run = [&] { cuda::routed_attention_prefill(s, o.window, in.q, in.k, in.v, gate, out); };
 #else
       const std::string impl = "switch_attention_forward (reference, far keys skipped for route 0)";
@@ -170,7 +197,7 @@ void bench_train_attention(const Options& o) {
       const std::vector<double> route = random_routes(o.B * T, r, o.seed + 7);
       const Tensor gate = Tensor::from_vector(route, {o.B, T}, DType::F32).to(DType::BF16).to_device();
 #if SWIATTN_BENCH_FLASH
-      const std::string impl = "flash_switch_attention_forward + switch_attention_backward";
+      const std::string impl = "flash_switch_attention_forward" + family() + " + switch_attention_backward [sm80]";
       const auto forward = [&] {
         cuda::flash_switch_attention_forward(s, o.window, in.q, in.k, in.v, gate, true, out, o_full, o_swa, lse_full,
                                              lse_swa);

@@ -5,6 +5,10 @@ Runs `swiattn bench prefill | train-attention | decode` (one JSON line per case,
 and, at the same sizes, the PyTorch baselines:
   - SDPA full causal forward, each of the flash / cuDNN / efficient backends (the fastest named);
   - FlexAttention (compiled) with a route-aware block mask: FA rows causal, SWA rows windowed;
+  - FlexAttention on route-gathered queries: two compiled calls, the FA-routed queries (causal
+    by their positions) and the SWA-routed ones (windowed), over all keys (what a PyTorch user
+    with the routes in hand would write); timed without and with the gather / scatter;
+  - the bf16 GEMM rate (8192^3 through torch.matmul): ours as a % of it;
   - SDPA full causal forward + backward (the training table);
   - decode: SDPA with one query per sequence over the whole cache (full-attention decode);
   - the GPU's copy bandwidth: a large device-to-device copy, 2 * bytes / time;
@@ -12,9 +16,11 @@ and, at the same sizes, the PyTorch baselines:
     bench/generate_torch.py, the same model in PyTorch (SDPA, preallocated KV cache, one forward
     per token), and SwiAttn against our own FullAttn of the same size.
 Timing as in the C++ bench: CUDA events, warm-up, the median of N reps, L2 flushed before each.
-Prints markdown tables with ratios and the issue's targets marked met / missed, and writes them
-to --out. Usage (bench/README.md):
-  python3 bench/run.py --swiattn build/swiattn --out bench.md [--quick]
+With --sm80 the prefill cases run a second time with SWIATTN_ATTENTION_KERNEL=sm80 (the mma.sync
+kernels), so the Hopper kernels' gain is measured in the same run. Prints markdown tables with
+ratios and the issues' targets marked met / missed, and writes them to --out. Usage
+(bench/README.md):
+  python3 bench/run.py --swiattn build/swiattn --out bench.md [--quick] [--sm80]
 """
 import argparse
 import datetime
@@ -72,10 +78,20 @@ def copy_bandwidth_gbps():
     return 2 * n / (ms * 1e6)
 
 
-def run_swiattn(binary, sub, args):
+def gemm_tflops():
+    """The bf16 GEMM rate: 8192^3 through torch.matmul (cuBLAS), the ceiling attention is held to."""
+    n = 8192
+    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    ms = time_ms(lambda: a @ b, warmup=3, reps=10)
+    return 2 * n ** 3 / (ms * 1e9)
+
+
+def run_swiattn(binary, sub, args, env_extra=None):
     cmd = [binary, "bench", sub] + args
-    print("+", " ".join(cmd), file=sys.stderr, flush=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ, **(env_extra or {}))
+    print("+", " ".join(f"{k}={v}" for k, v in (env_extra or {}).items()), " ".join(cmd), file=sys.stderr, flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     sys.stderr.write(proc.stderr)
     if proc.returncode != 0:
         print(f"swiattn bench {sub} failed (exit {proc.returncode})", file=sys.stderr)
@@ -184,6 +200,54 @@ def flex_time(T, r, seed):
     return time_ms(fn)
 
 
+def _gathered_mask(pos, windowed):
+    """Mask of gathered query q_idx (at position pos[q_idx]): causal, or the window [t - w + 1, t]."""
+    if windowed:
+        def mask(b, h, q_idx, kv_idx):
+            return (kv_idx <= pos[q_idx]) & (pos[q_idx] - kv_idx < W)
+    else:
+        def mask(b, h, q_idx, kv_idx):
+            return kv_idx <= pos[q_idx]
+    return mask
+
+
+def flex_gathered_times(T, r, seed):
+    """FlexAttention on route-gathered queries: (calls_ms, total_ms). The FA-routed queries attend
+    causally by their positions, the SWA-routed ones over the window, each set in one compiled
+    flex call over all keys; calls_ms times the two calls alone, total_ms also the gather of q and
+    the scatter of the outputs back to (1, Hq, T, D). A set that is empty is not called."""
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    global _flex
+    if _flex is None:
+        _flex = torch.compile(flex_attention, dynamic=False)
+    route = random_routes(T, r, seed)
+    q, k, v = qkv(T)
+    sets = []
+    for positions, windowed in ((route.nonzero().squeeze(1), False), ((~route).nonzero().squeeze(1), True)):
+        if positions.numel() == 0:
+            continue
+        mask = _gathered_mask(positions.to(torch.int32).contiguous(), windowed)
+        n = positions.numel()
+        try:
+            bm = create_block_mask(mask, B=None, H=None, Q_LEN=n, KV_LEN=T, device="cuda", _compile=True)
+        except TypeError:  # a version without _compile
+            bm = create_block_mask(mask, B=None, H=None, Q_LEN=n, KV_LEN=T, device="cuda")
+        sets.append((positions, q.index_select(2, positions).contiguous(), bm))
+    out = torch.empty_like(q)
+
+    def calls():
+        return [_flex(qs, k, v, block_mask=bm, enable_gqa=True) for _, qs, bm in sets]
+
+    def total():
+        for positions, _, bm in sets:
+            o = _flex(q.index_select(2, positions), k, v, block_mask=bm, enable_gqa=True)
+            out.index_copy_(2, positions, o)
+
+    calls()
+    total()
+    return time_ms(calls), time_ms(total)
+
+
 def sdpa_decode_ms(P):
     """Full-attention decode: one query per sequence over P keys, the best SDPA backend."""
     q = torch.randn(DECODE_S, HQ, 1, D, device="cuda", dtype=torch.bfloat16)
@@ -269,6 +333,49 @@ def generate_table(a, contexts):
     return block + [""]
 
 
+def prefill_targets(measured):
+    """The forward targets of issue 12 from the prefill rows: [(row, SDPA best ms, Flex gathered ms)]."""
+    def find(kind, T, r=None):
+        for row, sms, gathered in measured:
+            if row["kind"] == kind and row["T"] == T and (r is None or abs(row["r"] - r) < 1e-9):
+                return row, sms, gathered
+        return None
+    lines = ["### Forward targets (issue 12)", "", "| target | measured | status |", "|---|---|---|"]
+    for T in sorted({row["T"] for row, _, _ in measured}):
+        c = find("causal", T)
+        if c and T >= 8192:
+            row, sms, _ = c
+            lines.append(f"| full causal T {T}: >= 0.95x cuDNN's speed | SDPA best {num(sms)} ms / ours {row['ms']:.3f} ms = "
+                         f"{num(sms / row['ms'], 2)}x | {mark(sms / row['ms'] >= 0.95)} |")
+        sw = find("switch-forward", T)
+        if c and sw:
+            ratio = sw[0]["ms"] / c[0]["ms"]
+            lines.append(f"| switch forward T {T}: <= 1.05x our full causal | {sw[0]['ms']:.3f} / {c[0]['ms']:.3f} ms = "
+                         f"{ratio:.2f}x | {mark(ratio <= 1.05)} |")
+        p1 = find("prefill", T, 1.0)
+        if p1:
+            row, sms, _ = p1
+            lines.append(f"| routed T {T} r 1 within 1.4x of SDPA (an earlier issue's) | {row['ms']:.3f} / {num(sms)} ms = "
+                         f"{num(row['ms'] / sms, 2)}x | {mark(row['ms'] <= 1.4 * sms)} |")
+    T = 32768
+    c, p13, p0 = find("causal", T), find("prefill", T, 0.13), find("prefill", T, 0.0)
+    if c and p13:
+        row, sms, gathered = p13
+        lines.append(f"| routed T 32K r 0.13: >= 4.5x faster than SDPA full causal | {num(sms)} / {row['ms']:.3f} ms = "
+                     f"{num(sms / row['ms'], 2)}x | {mark(sms / row['ms'] >= 4.5)} |")
+        lines.append(f"| routed T 32K r 0.13: >= 2x faster than Flex on gathered queries | {num(gathered)} / {row['ms']:.3f} ms = "
+                     f"{num(gathered / row['ms'], 2)}x | {mark(gathered / row['ms'] >= 2.0)} |")
+    if c and p0:
+        row = p0[0]
+        literal = W / T * c[0]["ms"]  # the issue's wording: w / T of the full-causal time
+        work = row["flops_needed"] / c[0]["flops_needed"] * c[0]["ms"]  # the same rate as full causal
+        lines.append(f"| routed T 32K r 0: within 1.25x of w/T of the full-causal time | {row['ms']:.3f} ms vs "
+                     f"1.25 x {literal:.3f} ms (w/T); needed-work share {row['flops_needed'] / c[0]['flops_needed']:.4f}: "
+                     f"1.25 x {work:.3f} ms | w/T: {mark(row['ms'] <= 1.25 * literal)}; needed work: "
+                     f"{mark(row['ms'] <= 1.25 * work)} |")
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--swiattn", default=os.environ.get("SWIATTN", "build/swiattn"), help="the swiattn binary")
@@ -279,6 +386,9 @@ def main():
     ap.add_argument("--skip", default="", help="comma list of tables to skip: prefill,train,decode,generate")
     ap.add_argument("--generate-context", default="8192,32768",
                     help="generate: prompt lengths (ours); PyTorch runs the first only")
+    ap.add_argument("--flex-T", default="", help="comma list: run FlexAttention (both baselines) only at these T")
+    ap.add_argument("--r", default="", help="prefill routes r (comma list; default the C++ bench's 0,0.13,0.5,1)")
+    ap.add_argument("--sm80", action="store_true", help="also time the prefill cases with the sm80 kernels")
     ap.add_argument("--quick", action="store_true", help="T 4096,32768; 5 reps (a harness check)")
     a = ap.parse_args()
     if not torch.cuda.is_available():
@@ -301,7 +411,13 @@ def main():
              f"timings with L2 flushed before each rep; Hq {HQ}, Hkv {HKV}, D {D}, w {W}, bf16, B = 1.",
              ""]
     bw = copy_bandwidth_gbps()
-    lines += [f"Copy bandwidth (1 GiB device-to-device, read + write): **{bw:.0f} GB/s**.", ""]
+    gemm = gemm_tflops()
+    lines += [f"Copy bandwidth (1 GiB device-to-device, read + write): **{bw:.0f} GB/s**. "
+              f"bf16 GEMM 8192^3 (torch.matmul): **{gemm:.0f} TFLOP/s**.", ""]
+    for limit in ("recompile_limit", "cache_size_limit"):  # one compile per flex shape: allow many
+        if hasattr(torch._dynamo.config, limit):
+            setattr(torch._dynamo.config, limit, max(64, getattr(torch._dynamo.config, limit)))
+    flex_T = set(int(t) for t in a.flex_T.split(",") if t) or None
     out = open(a.out, "w")  # written as the run goes, so a cut-off run still leaves its tables
 
     def emit(block):
@@ -340,33 +456,45 @@ def main():
         emit(generate_table(a, [int(c) for c in a.generate_context.split(",")]))
 
     if "prefill" not in skip:
-        ours = run_swiattn(a.swiattn, "prefill", tlist + reps)
+        rlist = ["--r", a.r] if a.r else []
+        ours = run_swiattn(a.swiattn, "prefill", tlist + rlist + reps)
+        sm80 = run_swiattn(a.swiattn, "prefill", tlist + rlist + reps, {"SWIATTN_ATTENTION_KERNEL": "sm80"}) if a.sm80 else []
+        sm80_ms = {(c["kind"], c["T"], c["r"]): c["ms"] for c in sm80}
         block = ["## Prefill (forward)", "",
-                 "| T | r | ours ms | impl | ours TFLOP/s (needed work) | SDPA best ms (backend) | "
-                 "SDPA / ours | Flex ms | Flex / ours | target |",
-                 "|---|---|---|---|---|---|---|---|---|---|"]
+                 "TFLOP/s on the work the routes need (a full row t reads t + 1 keys, a window row min(t + 1, w)); "
+                 "% GEMM = that rate over the measured bf16 GEMM rate. Flex mask: one FlexAttention call with the "
+                 "route-aware block mask; Flex gathered: two calls on the route-gathered queries (FA set causal, "
+                 "SWA set windowed), ms of the calls alone (with the gather / scatter in brackets).", "",
+                 "| T | r | impl | ours ms | TFLOP/s | % GEMM | sm80 ms | sm80 / ours | SDPA best ms (backend) | "
+                 "SDPA / ours | Flex mask ms | Flex mask / ours | Flex gathered ms | Flex gathered / ours |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         emit(block)
+        measured = []  # (row, sdpa ms, flex gathered ms) for the targets below
         for T in Ts:
             sd = sdpa_times(T, train=False)
             sname, sms = best(sd) if sd else ("none", float("nan"))
             print(f"  T {T}: sdpa {sd}", file=sys.stderr, flush=True)
+            flex_here = T <= a.flex_max_T and (flex_T is None or T in flex_T)
             for row in [c for c in ours if c["T"] == T]:
-                r = row["r"]
-                flex = float("nan")
-                if row["kind"] == "prefill" and T <= a.flex_max_T:
+                r, kind = row["r"], row["kind"]
+                flex = gathered = gathered_total = float("nan")
+                if kind == "prefill" and flex_here:
                     try:
                         flex = flex_time(T, r, 7)
                     except Exception as e:
                         print(f"  flex T {T} r {r}: failed ({str(e).splitlines()[0][:120]})", file=sys.stderr)
-                target = ""
-                if row["kind"] == "prefill" and r == 1.0:
-                    target = f"r = 1 within 1.4x of SDPA: {mark(row['ms'] <= 1.4 * sms)}"
-                if row["kind"] == "prefill" and T == 32768 and abs(r - 0.13) < 1e-9:
-                    target = f"32K r = 0.13 >= 4x SDPA: {mark(sms / row['ms'] >= 4.0)}"
-                label = "causal (no routing)" if row["kind"] == "causal" else f"{r:g}"
-                emit([f"| {T} | {label} | {row['ms']:.3f} | {row['impl']} | {row['tflops']:.0f} | "
-                      f"{num(sms)} ({sname}) | {num(sms / row['ms'], 2)} | {num(flex)} | {num(flex / row['ms'], 2)} | {target} |"])
-        emit([""])
+                    try:
+                        gathered, gathered_total = flex_gathered_times(T, r, 7)
+                    except Exception as e:
+                        print(f"  flex gathered T {T} r {r}: failed ({str(e).splitlines()[0][:120]})", file=sys.stderr)
+                label = {"causal": "causal (no routing)", "switch-forward": f"switch fwd, both branches (r {r:g})"}.get(kind, f"{r:g}")
+                old_ms = sm80_ms.get((kind, T, r), float("nan"))
+                emit([f"| {T} | {label} | {row['impl']} | {row['ms']:.3f} | {row['tflops']:.0f} | "
+                      f"{100 * row['tflops'] / gemm:.0f}% | {num(old_ms)} | {num(old_ms / row['ms'], 2)} | "
+                      f"{num(sms)} ({sname}) | {num(sms / row['ms'], 2)} | {num(flex)} | {num(flex / row['ms'], 2)} | "
+                      f"{num(gathered)} ({num(gathered_total)}) | {num(gathered / row['ms'], 2)} |"])
+                measured.append((row, sms, gathered))
+        emit([""] + prefill_targets(measured) + [""])
 
     if "train" not in skip:
         ours = run_swiattn(a.swiattn, "train-attention", tlist + reps)

@@ -14,7 +14,9 @@
 // Sizes: T 1, 3, 113, 1031, 4099; w 1, 64, 1024 and w > T; GQA 16 / 8 and 4 / 4; D 64 and 128;
 // B 2; routes all 0, all 1 and random with P(1) = 0.13.
 //
-// Without a device each test prints "SKIPPED (no CUDA device): ..." and returns.
+// These go through the public entry points, so on an H100 / H200 with sm_90a code they test the
+// Hopper kernel (flash_attention.h: FlashKernel::Auto); tests/test_cuda_hopper.cpp runs both
+// kernel families side by side. Without a device each test prints "SKIPPED (no CUDA device): ...".
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -26,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/attention_test_util.h"
 #include "tests/cuda_test_util.h"
 #include "autograd/ops.h"
 #include "kernels/cpu/switch_attention.h"
@@ -37,64 +40,7 @@
 namespace swiattn {
 namespace {
 
-using testing::skip_without_device;
-
-struct PoisonNewBlocks {  // NaN in every fresh device block: unwritten outputs fail
-  PoisonNewBlocks() { cuda::set_poison_new_blocks(true); }
-  ~PoisonNewBlocks() { cuda::set_poison_new_blocks(false); }
-};
-
-double rel_error(const std::vector<double>& x, const std::vector<double>& ref) {
-  double err = 0.0, norm = 0.0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    err += (x[i] - ref[i]) * (x[i] - ref[i]);
-    norm += ref[i] * ref[i];
-  }
-  return norm > 0.0 ? std::sqrt(err / norm) : std::sqrt(err);  // NaN stays NaN: it fails
-}
-std::vector<double> rounded_bf16(const std::vector<double>& x) {
-  std::vector<double> r(x.size());
-  for (size_t i = 0; i < x.size(); ++i) r[i] = bf16_to_float(bf16_from_double(x[i]));
-  return r;
-}
-
-// The CPU reference of one problem in type T: both branches and their lse (gate-free).
-template <class T>
-struct Reference {
-  std::vector<T> o_full, o_swa, lse_full, lse_swa;
-};
-template <class T>
-Reference<T> cpu_reference(const cpu::AttentionShape& s, int64_t w, const std::vector<double>& q,
-                           const std::vector<double>& k, const std::vector<double>& v) {
-  auto cast = [](const std::vector<double>& x) { return std::vector<T>(x.begin(), x.end()); };
-  const std::vector<T> qt = cast(q), kt = cast(k), vt = cast(v), gate(size_t(s.B * s.T), T(1));
-  Reference<T> r;
-  const size_t n = size_t(s.B * s.T * s.Hq);
-  std::vector<T> out(n * s.D);
-  r.o_full.resize(n * s.D), r.o_swa.resize(n * s.D), r.lse_full.resize(n), r.lse_swa.resize(n);
-  cpu::switch_attention_forward<T>(s, w, qt.data(), kt.data(), vt.data(), gate.data(), true, out.data(),
-                                   r.o_full.data(), r.o_swa.data(), r.lse_full.data(), r.lse_swa.data());
-  return r;
-}
-// out = g O_FULL + (1 - g) O_SWA per token (Eq. 6), in double.
-template <class T>
-std::vector<double> mix(const cpu::AttentionShape& s, const std::vector<double>& g, const Reference<T>& r) {
-  std::vector<double> out(r.o_full.size());
-  const int64_t row = s.Hq * s.D;
-  for (size_t i = 0; i < out.size(); ++i) {
-    const double gt = g[i / row];
-    out[i] = gt * double(r.o_full[i]) + (1 - gt) * double(r.o_swa[i]);
-  }
-  return out;
-}
-template <class T> std::vector<double> as_double(const std::vector<T>& x) { return {x.begin(), x.end()}; }
-
-std::vector<double> routes(int64_t n, double p_full, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<double> g(size_t(n), 0.0);
-  for (auto& x : g) x = rng.uniform() < p_full ? 1.0 : 0.0;
-  return g;
-}
+using namespace testing;
 
 struct Checker {  // the two rules of the header, with a line per check in the log
   std::string name;
@@ -111,11 +57,6 @@ struct Checker {  // the two rules of the header, with a line per check in the l
     CHECK(err <= 1e-5);
   }
 };
-
-Tensor device_bf16(const std::vector<double>& x, const Shape& shape) {
-  return Tensor::from_vector(x, shape, DType::F64).to(DType::BF16).to(Device::CUDA);
-}
-std::vector<double> host(const Tensor& t) { return t.to_vector(); }
 
 void check_problem(int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D, int64_t w, uint64_t seed) {
   const cpu::AttentionShape s{B, T, Hq, Hkv, D};

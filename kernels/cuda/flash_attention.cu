@@ -1,6 +1,10 @@
-// kernels/cuda/flash_attention.cu: the tensor-core attention forwards of flash_attention.h.
+// kernels/cuda/flash_attention.cu: the entry points of flash_attention.h, and the sm_80 kernel
+// (mma.sync, ldmatrix, cp.async: any GPU from sm_80 on). On a compute capability 9.0 device with
+// sm_90a code in the binary the entry points take the Hopper kernel of hopper_attention.cu
+// instead (which_kernel below; flash_attention.h: FlashKernel); this one stays the fallback and
+// the reference that kernel is tested against (tests/test_cuda_hopper.cpp).
 //
-// One kernel, three uses (Mode):
+// One kernel, three uses (Mode, flash_params.cuh):
 //   Plain   out, lse of attention over each row's keys [lo(t), t]     (flash_attention_forward)
 //   Switch  window keys first -> O_SWA; far keys [0, t - w] continue   (flash_switch_attention_forward)
 //           the same online softmax -> O_FULL; out = g O_FULL + (1 - g) O_SWA
@@ -22,6 +26,7 @@
 #include <string>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/flash_params.cuh"
 #include "kernels/cuda/mma.cuh"
 
 namespace swiattn::cuda {
@@ -30,33 +35,6 @@ namespace {
 using namespace mma;
 
 constexpr int kBN = 64;  // keys per tile
-enum class Mode { Plain, Switch, Routed };
-
-struct FlashParams {
-  const bf16 *q, *k, *v;  // (B, T, Hq, D), (B, T, Hkv, D) x 2
-  void* out;              // (B, T, Hq, D), bf16 (or f32 in Plain mode)
-  float* lse;             // (B, T, Hq): Plain's lse (may be null), Switch's lse_full
-  float *o_full, *o_swa;  // (B, T, Hq, D) float32, Switch
-  float* lse_swa;         // (B, T, Hq), Switch
-  const bf16* gate;       // (B, T), Switch
-  bool both;              // Switch: compute O_FULL for gate-0 rows too
-  const int* list[2];     // Routed: (B, T) positions of the full list [0] and window list [1]
-  const int* count;       // Routed: (B, 2) lengths of the two lists
-  int T, Hq, Hkv, group;
-  int window;             // 0: full causal
-  int tiles;              // query tiles per (b, h, list): ceil(T / kBM)
-  float scale_log2;       // log2(e) / sqrt(D)
-};
-
-__device__ __forceinline__ int first_key(int t, int window) { return window > 0 ? max(0, t - window + 1) : 0; }
-
-template <class TO> __device__ __forceinline__ void store2(TO* p, float a, float b);
-template <> __device__ __forceinline__ void store2<bf16>(bf16* p, float a, float b) {
-  *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b);
-}
-template <> __device__ __forceinline__ void store2<float>(float* p, float a, float b) {
-  *reinterpret_cast<float2*>(p) = make_float2(a, b);
-}
 
 // kBN x D keys (or values) from row j0 of kv head hk into a swizzled stage; rows >= T are zeros.
 template <int D, int kThreads>
@@ -335,6 +313,30 @@ int flash_config() {
   return config;
 }
 
+// Which kernel family runs (flash_attention.h): the choice starts from SWIATTN_ATTENTION_KERNEL.
+FlashKernel initial_choice() {
+  const char* env = std::getenv("SWIATTN_ATTENTION_KERNEL");
+  const std::string c = env ? env : "auto";
+  if (c == "auto" || c.empty()) return FlashKernel::Auto;
+  if (c == "sm80") return FlashKernel::Sm80;
+  if (c == "hopper") return FlashKernel::Hopper;
+  throw Error("SWIATTN_ATTENTION_KERNEL=" + c + ": expected auto, sm80 or hopper");
+}
+FlashKernel& choice() {
+  static FlashKernel kernel = initial_choice();
+  return kernel;
+}
+// true: the Hopper kernel takes this call; throws when it was asked for and cannot run.
+bool which_kernel(const std::string& op) {
+  if (choice() == FlashKernel::Sm80) return false;
+  std::string why;
+  const bool ok = hopper_forward_available(&why);
+  if (choice() == FlashKernel::Hopper && !ok)
+    throw Error(op + ": the Hopper kernel was asked for (SWIATTN_ATTENTION_KERNEL=hopper or set_flash_kernel) "
+                "but cannot run: " + why);
+  return ok;
+}
+
 template <int D, int kWarps, int kStages, Mode kMode, class TO>
 void launch(FlashParams p, int B) {
   constexpr int kBM = 16 * kWarps;
@@ -415,6 +417,7 @@ void flash_attention_forward(const cpu::AttentionShape& s, int64_t window, const
   if (s.B * s.T * s.Hq == 0) return;
   p.out = out.raw();
   p.lse = ptr<float>(lse);
+  if (which_kernel(op)) return hopper_forward(Mode::Plain, p, int(s.B), int(s.D), out.dtype() == DType::F32);
   if (out.dtype() == DType::BF16) launch_any<Mode::Plain, bf16>(s, p);
   else launch_any<Mode::Plain, float>(s, p);
 }
@@ -437,7 +440,21 @@ void routed_attention_prefill(const cpu::AttentionShape& s, int64_t window, cons
   p.list[0] = list_full;
   p.list[1] = list_window;
   p.count = ptr<int>(counts);
+  if (which_kernel(op)) return hopper_forward(Mode::Routed, p, int(s.B), int(s.D), false);
   launch_any<Mode::Routed, bf16>(s, p);
+}
+
+void set_flash_kernel(FlashKernel kernel) { choice() = kernel; }
+FlashKernel flash_kernel() { return choice(); }
+std::string flash_kernel_in_use() {
+  if (choice() == FlashKernel::Sm80) return "sm80";
+  return hopper_forward_available() ? "hopper" : choice() == FlashKernel::Hopper ? "hopper (unavailable)" : "sm80";
+}
+bool hopper_kernel_available() { return hopper_forward_available(); }
+std::string hopper_kernel_status() {
+  std::string why;
+  hopper_forward_available(&why);
+  return why;
 }
 
 bool is_hard_route(const Tensor& gate) {
@@ -470,6 +487,7 @@ void flash_switch_attention_forward(const cpu::AttentionShape& s, int64_t window
   p.lse_swa = ptr<float>(lse_swa);
   p.gate = ptr<bf16>(gate);
   p.both = both_branches;
+  if (which_kernel(op)) return hopper_forward(Mode::Switch, p, int(s.B), int(s.D), false);
   launch_any<Mode::Switch, bf16>(s, p);
 }
 

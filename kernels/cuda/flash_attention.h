@@ -7,7 +7,12 @@
 // float32; query head h reads kv head h / (Hq / Hkv); a window w > 0 gives query t the keys
 // [max(0, t - w + 1), t], w = 0 (or w >= T) the keys [0, t].
 //
-// How (kernels/cuda/flash_attention.cu): one CTA takes a tile of 16 x (warps) query rows of one
+// Two kernel families compute these functions (FlashKernel below picks): on an H100 / H200
+// (compute capability 9.0) with sm_90a code in the binary, the Hopper kernel of
+// kernels/cuda/hopper_attention.cu (wgmma, TMA, a producer and two consumer warpgroups; its
+// header draws the schedule); elsewhere the sm_80 kernel, described next.
+//
+// How (kernels/cuda/flash_attention.cu, the sm_80 kernel): one CTA takes a tile of 16 x (warps) query rows of one
 // (b, h), 16 rows per warp (default 8 warps, 128 rows: measured faster on the H100 than 4 warps,
 // 64 rows; SWIATTN_FLASH_CONFIG picks another, see the .cu); the rows' Q stays in registers; K
 // and V come through shared memory in tiles of 64 keys, double-buffered with cp.async;
@@ -19,10 +24,29 @@
 // for P V (as in FlashAttention). out is rounded once at the end.
 #pragma once
 
+#include <string>
+
 #include "kernels/cpu/attention.h"
 #include "kernels/cuda/api.h"
 
 namespace swiattn::cuda {
+
+// Which kernel family the functions below run:
+//   Auto    the Hopper kernel where it can run (device 0 of compute capability 9.0, sm_90a code
+//           in this binary), else the sm_80 kernel (the default)
+//   Sm80    always the sm_80 kernel (mma.sync; older GPUs take it anyway)
+//   Hopper  always the Hopper kernel; the functions throw, saying why, where it cannot run
+// The process starts with SWIATTN_ATTENTION_KERNEL=auto | sm80 | hopper (unset: auto); tests and
+// benchmarks switch with set_flash_kernel. The backward (flash_backward.h) is sm_80 only.
+enum class FlashKernel { Auto, Sm80, Hopper };
+SWIATTN_CUDA_FUNCTION(void set_flash_kernel(FlashKernel kernel))
+SWIATTN_CUDA_FUNCTION(FlashKernel flash_kernel())
+// "hopper" or "sm80": the family the next call takes ("hopper (unavailable)" when Hopper is
+// forced where it cannot run); hopper_kernel_status() says why, in words (e.g. "sm_90a kernel on
+// NVIDIA H200 (sm_90)" or "... this binary has no sm_90a code ...").
+SWIATTN_CUDA_FUNCTION(std::string flash_kernel_in_use())
+SWIATTN_CUDA_FUNCTION(std::string hopper_kernel_status())
+SWIATTN_CUDA_FUNCTION(bool hopper_kernel_available())
 
 // Whether the fast kernels take this problem: q bfloat16, D 64 or 128, Hq a multiple of Hkv.
 inline bool flash_attention_supported(const cpu::AttentionShape& s, const Tensor& q) {
