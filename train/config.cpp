@@ -78,6 +78,7 @@ const Field kFields[] = {
     FIELD(train, eval_batches),
     FIELD(train, dtype),
     FIELD(train, device),
+    FIELD(train, deterministic),
     FIELD(train, threads),
     FIELD(train, sample_tokens),
     FIELD(train, sample_prompt),

@@ -17,6 +17,7 @@
 #include "data/loader.h"
 #include "data/tokenizer.h"
 #include "kernels/cuda/allocator.h"
+#include "kernels/cuda/device.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
 #include "model/sampling.h"
@@ -124,6 +125,12 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
   if (tc.threads > 0) omp_set_num_threads(static_cast<int>(tc.threads));
   const DType dtype = tc.dtype == "float64" ? DType::F64 : DType::F32;  // "bfloat16": float32 masters
   const Device device = tc.device == "cuda" ? Device::CUDA : Device::CPU;
+  // train.deterministic: fixed-order sums in the GPU kernels for this run (kernels/cuda/device.h).
+  struct DeterministicScope {
+    bool before = cuda::deterministic();
+    ~DeterministicScope() { cuda::set_deterministic(before); }
+  } deterministic_scope;
+  cuda::set_deterministic(device == Device::CUDA && tc.deterministic);
   const std::filesystem::path out(out_dir);
   const std::string resume_dir = (out / "checkpoint").string();
 
@@ -220,7 +227,7 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
       << (model.compute_dtype() != dtype ? std::string(", mixed precision: ") + dtype_name(model.compute_dtype()) +
                                                " compute, " + dtype_name(dtype) + " master weights and moments"
                                          : std::string(", ") + dtype_name(dtype) + " compute")
-      << "\n"
+      << (cuda::deterministic() ? ", deterministic (fixed-order sums)" : "") << "\n"
       << "  layer types: " << layer_types_str(config.model) << " (window " << config.model.sliding_window << ")\n"
       << "  training rows: " << loader->mixture_description() << "\n"
       << init_note;

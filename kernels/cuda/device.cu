@@ -38,6 +38,10 @@ static std::atomic<bool> g_debug_sync{false};
 
 void set_debug_sync(bool on) { g_debug_sync = on; }
 
+static std::atomic<bool> g_deterministic{false};
+void set_deterministic(bool on) { g_deterministic = on; }
+bool deterministic() { return g_deterministic; }
+
 void synchronize() { SWIATTN_CUDA_CHECK(cudaDeviceSynchronize()); }
 
 void throw_cuda_error(const char* what, const char* why, const char* file, int line) {
