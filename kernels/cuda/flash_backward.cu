@@ -35,9 +35,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/flash_backward_args.cuh"
+#include "kernels/cuda/flash_params.cuh"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/mma.cuh"
 #include "kernels/cuda/timing.h"
@@ -51,19 +54,6 @@ constexpr int kBr = 64, kBc = 128, kWarps = kBc / 16, kFlashThreads = 32 * kWarp
 constexpr int kQTiles = kBr / 16, kDSplit = kWarps / kQTiles;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kMaxSplits = 8;  // deterministic mode: float32 dq buffers per (batch, kv head), at most
-
-// One or two branches (flash_backward.h). Pointers are null where not needed.
-struct FlashBackwardArgs {
-  const bf16 *q, *k, *v, *dout;           // (B, T, Hq, D), (B, T, Hkv, D) x2, (B, T, Hq, D)
-  const float *lse_a, *lse_b;             // (B, T, Hq)
-  const float *delta_a, *delta_b;         // (B, T, Hq): w_b dout . O_b
-  const float *weight_a, *weight_b;       // (B, T)
-  float* dq_accum;                        // (B, T, Hq, D) fp32, or null (no dq); deterministic: one per split
-  int64_t dq_split_stride;                // deterministic: elements between split buffers (else 0)
-  bf16 *dk, *dv;                          // (B, T, Hkv, D), or null
-  int64_t T, Hq, Hkv, group, window_a, window_b;
-  float scale;
-};
 
 // Shared-memory layout of the main kernel (elements of bf16 unless named).
 template <int D>
@@ -88,55 +78,6 @@ __device__ __forceinline__ void load_rows(bf16* smem, const bf16* base, int64_t 
     mma::cp_async_16(mma::smem_addr(smem + r * FlashSmem<D>::kRow + ch * 8),
                      in ? base + (r0 + r) * row_stride + ch * 8 : base, in);
   }
-}
-
-// p[0..3] += (x0, x1, x2, x3) in float32: the only writer (deterministic mode), 16-byte aligned.
-__device__ __forceinline__ void plain_add4(float* p, float x0, float x1, float x2, float x3) {
-  float4* v = reinterpret_cast<float4*>(p);
-  float4 o = *v;
-  o.x += x0, o.y += x1, o.z += x2, o.w += x3;
-  *v = o;
-}
-
-// dq rows g and g + 8 of a 16-row tile, columns d0 + 2c, d0 + 2c + 1 (an accumulator fragment:
-// x = row g, y = row g + 8) += the fragment, in float32. Lanes c and c ^ 1 swap halves so each
-// adds 4 neighbouring floats of one row: one 16-byte atomic on sm_90 (half the instructions), or
-// (plain: deterministic mode, this CTA owns the buffer) one 16-byte read-modify-write.
-__device__ __forceinline__ void atomic_add_fragment(float* row_g, int64_t row_stride, int c, float x0, float x1,
-                                                    float y0, float y1, bool row_g_in, bool row_g8_in, bool plain) {
-  const bool even = (c & 1) == 0;
-  // even lanes send their row g + 8 pair and keep row g; odd lanes the other way round
-  const float s0 = even ? y0 : x0, s1 = even ? y1 : x1;
-  const float r0 = __shfl_xor_sync(0xffffffffu, s0, 1), r1 = __shfl_xor_sync(0xffffffffu, s1, 1);
-  if (plain) {
-    if (even) {
-      if (row_g_in) plain_add4(row_g + 2 * c, x0, x1, r0, r1);
-    } else if (row_g8_in) {
-      plain_add4(row_g + 8 * row_stride + 2 * (c - 1), r0, r1, y0, y1);
-    }
-    return;
-  }
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (even) {
-    if (row_g_in) atomicAdd(reinterpret_cast<float4*>(row_g + 2 * c), make_float4(x0, x1, r0, r1));
-  } else if (row_g8_in) {
-    atomicAdd(reinterpret_cast<float4*>(row_g + 8 * row_stride + 2 * (c - 1)), make_float4(r0, r1, y0, y1));
-  }
-#else
-  if (even) {
-    if (row_g_in) atomicAdd(row_g + 2 * c, x0), atomicAdd(row_g + 2 * c + 1, x1), atomicAdd(row_g + 2 * c + 2, r0),
-        atomicAdd(row_g + 2 * c + 3, r1);
-  } else if (row_g8_in) {
-    float* p = row_g + 8 * row_stride + 2 * (c - 1);
-    atomicAdd(p, r0), atomicAdd(p + 1, r1), atomicAdd(p + 2, y0), atomicAdd(p + 3, y1);
-  }
-#endif
-}
-// p[0], p[1] += x0, x1 for a bfloat16 pair this thread owns (one rounding each).
-__device__ __forceinline__ void add_pair(bf16* p, float x0, float x1) {
-  __nv_bfloat162* v = reinterpret_cast<__nv_bfloat162*>(p);
-  const float2 old = __bfloat1622float2(*v);
-  *v = __floats2bfloat162_rn(old.x + x0, old.y + x1);
 }
 
 // Positions of a lane's elements in a score tile: queries t0 + 8 nb + 2c (+1), keys j (+8).
@@ -426,6 +367,35 @@ __global__ void add_accum_kernel(int64_t n, const float* acc, int splits, bf16* 
 
 bool aligned16(const Tensor& t) { return !t.defined() || reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
 
+// ---- which main kernel (flash_backward.h) ----
+// Flip to true once the sm_90a kernel has passed tests/test_cuda_backward.cpp on a device: then
+// Auto takes it wherever it can run, as the forward's Auto does.
+constexpr bool kHopperBackwardByDefault = false;
+
+FlashKernel initial_backward_choice() {
+  const char* env = std::getenv("SWIATTN_ATTENTION_BACKWARD");
+  const std::string c = env ? env : "auto";
+  if (c == "auto" || c.empty()) return FlashKernel::Auto;
+  if (c == "sm80") return FlashKernel::Sm80;
+  if (c == "hopper") return FlashKernel::Hopper;
+  throw Error("SWIATTN_ATTENTION_BACKWARD=" + c + ": expected auto, sm80 or hopper");
+}
+FlashKernel& backward_choice() {
+  static FlashKernel kernel = initial_backward_choice();
+  return kernel;
+}
+// true: the sm_90a main kernel takes this call; throws when it was asked for and cannot run.
+bool use_hopper(const std::string& op) {
+  if (deterministic() || backward_choice() == FlashKernel::Sm80) return false;
+  if (backward_choice() == FlashKernel::Auto && !kHopperBackwardByDefault) return false;
+  std::string why;
+  const bool ok = hopper_forward_available(&why);
+  if (backward_choice() == FlashKernel::Hopper && !ok)
+    throw Error(op + ": the Hopper backward was asked for (SWIATTN_ATTENTION_BACKWARD=hopper or "
+                "set_flash_backward_kernel) but cannot run: " + why);
+  return ok;
+}
+
 // Deterministic mode: splits (CTAs) per (batch, kv head), enough to fill the GPU, at most
 // kMaxSplits and the number of key tiles (the header). Fixed for a given problem and GPU.
 int dq_splits(int64_t B, int64_t Hkv, int64_t T) {
@@ -498,7 +468,8 @@ void run_flash_backward(const char* op, const cpu::AttentionShape& s, int64_t wi
                          ptr<bf16>(dk),   ptr<bf16>(dv),         s.T,               s.Hq,
                          s.Hkv,           s.group(),             window_a,          window_b,
                          static_cast<float>(1.0 / std::sqrt(double(s.D)))};
-  if (s.D == 64) two ? launch_main<64, true>(args, s.B, splits) : launch_main<64, false>(args, s.B, splits);
+  if (use_hopper(op)) hopper_backward(args, s.B, int(s.D), two);
+  else if (s.D == 64) two ? launch_main<64, true>(args, s.B, splits) : launch_main<64, false>(args, s.B, splits);
   else two ? launch_main<128, true>(args, s.B, splits) : launch_main<128, false>(args, s.B, splits);
   if (dq.defined()) {
     add_accum_kernel<<<grid_for(rows * s.D), kThreads>>>(rows * s.D, ptr<float>(dq_accum), buffers, ptr<bf16>(dq));
@@ -507,6 +478,14 @@ void run_flash_backward(const char* op, const cpu::AttentionShape& s, int64_t wi
 }
 
 }  // namespace
+
+void set_flash_backward_kernel(FlashKernel kernel) { backward_choice() = kernel; }
+FlashKernel flash_backward_kernel() { return backward_choice(); }
+std::string flash_backward_kernel_in_use() {
+  if (deterministic() || backward_choice() == FlashKernel::Sm80) return "sm80";
+  if (backward_choice() == FlashKernel::Auto && !kHopperBackwardByDefault) return "sm80";
+  return hopper_forward_available() ? "hopper" : backward_choice() == FlashKernel::Hopper ? "hopper (unavailable)" : "sm80";
+}
 
 bool flash_backward_supported(const cpu::AttentionShape& s, const Tensor& q, const Tensor& k, const Tensor& v,
                               const Tensor& dout) {
