@@ -243,8 +243,9 @@ TEST_CASE("cuda flash backward: deterministic mode (fixed-order dq) against the 
     Deterministic() { cuda::set_deterministic(true); }
     ~Deterministic() { cuda::set_deterministic(false); }
   } on;
-  // Splits per (batch, kv head) = min(ceil(SMs / (B Hkv)), 8, key tiles): T 2500 has 20 key tiles,
-  // so each split walks 2-3 of them; T 3 one tile, one split.
+  // Splits per (batch, kv head) = min(ceil(SMs / (B Hkv)), 16, key tiles): T 2500 has 20 key tiles,
+  // so with B Hkv = 2 some splits walk 2 of them; B Hkv = 16 (T 1031, 9 key tiles): 9 splits; T 3
+  // one tile, one split.
   const std::vector<Case> cases = {
       {1, 2500, 4, 2, 64, 128, Gate::HardLow}, {1, 2500, 8, 2, 128, 0, Gate::None},
       {2, 1031, 16, 8, 128, 64, Gate::Real},   {2, 3, 4, 2, 64, 1, Gate::HardHalf},

@@ -53,7 +53,7 @@ constexpr int kBr = 64, kBc = 128, kWarps = kBc / 16, kFlashThreads = 32 * kWarp
 // slices of D.
 constexpr int kQTiles = kBr / 16, kDSplit = kWarps / kQTiles;
 constexpr float kLog2e = 1.4426950408889634f;
-constexpr int kMaxSplits = 8;  // deterministic mode: float32 dq buffers per (batch, kv head), at most
+constexpr int kMaxSplits = 16;  // deterministic mode: float32 dq buffers per (batch, kv head), at most
 
 // Shared-memory layout of the main kernel (elements of bf16 unless named).
 template <int D>
