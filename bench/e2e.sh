@@ -10,7 +10,8 @@
 #   DTYPES (default "bfloat16 float32"), OUT (where logs go, default runs/e2e),
 #   COMPILE (1: also the torch.compile twin, default 1), DETERMINISTIC (1: also ours with
 #   train.deterministic, default 1), HOPPER_BACKWARD (1: also ours in bfloat16 with the sm_90a
-#   attention backward, SWIATTN_ATTENTION_BACKWARD=hopper, default 0), RUN_TIMEOUT (seconds per
+#   attention backward, SWIATTN_ATTENTION_BACKWARD=hopper, default 0), FAST_FLOAT32 (1: also ours
+#   in float32 with train.float32_attention=bfloat16, default 1), RUN_TIMEOUT (seconds per
 #   run, default 600): a run that fails
 #   or times out shows n/a and the others still run (its log says why). SUMMARY_ONLY=1 prints the
 #   table of the runs already in $OUT (those of a run that was cut off) and runs nothing.
@@ -31,6 +32,7 @@ OUT=${OUT:-runs/e2e}
 COMPILE=${COMPILE:-1}
 DETERMINISTIC=${DETERMINISTIC:-1}
 HOPPER_BACKWARD=${HOPPER_BACKWARD:-0}
+FAST_FLOAT32=${FAST_FLOAT32:-1}
 RUN_TIMEOUT=${RUN_TIMEOUT:-600}
 mkdir -p "$OUT"
 TOTAL=$((WARMUP + STEPS))
@@ -48,18 +50,19 @@ def f(x, fmt="{:.0f}"):
     return "n/a" if x is None else fmt.format(x)
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
-print("| precision | ours tok/s | ours, hopper backward | deterministic tok/s (/ ours) | eager twin tok/s | ours / eager "
-      "| compiled twin tok/s | best ours / compiled | ours peak MiB | eager peak MiB | ours / eager | compiled peak MiB |")
+print("| precision | ours tok/s | ours, hopper backward (bf16) or bf16 attention (float32) | deterministic tok/s (/ ours) "
+      "| eager twin tok/s | ours / eager | compiled twin tok/s | best ours / compiled | ours peak MiB | eager peak MiB "
+      "| ours / eager | compiled peak MiB |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 table = []
 for dtype in dict.fromkeys(r["dtype"] for r in runs):
     o, d = get(dtype, "ours", "tokens_per_second"), get(dtype, "ours-deterministic", "tokens_per_second")
-    h = get(dtype, "ours-hopper-bwd", "tokens_per_second")
+    h = get(dtype, "ours-hopper-bwd", "tokens_per_second") or get(dtype, "ours-bf16-attention", "tokens_per_second")
     best = max([x for x in (o, h) if x is not None], default=None)
     e, c = get(dtype, "eager", "tokens_per_second"), get(dtype, "compiled", "tokens_per_second")
     om, em, cm = (get(dtype, i, "peak_gpu_memory_bytes") for i in ("ours", "eager", "compiled"))
     mib = lambda b: None if b is None else b / 2**20
-    row = {"dtype": dtype, "ours": o, "ours_hopper_backward": h, "deterministic": d, "eager": e, "compiled": c,
+    row = {"dtype": dtype, "ours": o, "ours_variant": h, "deterministic": d, "eager": e, "compiled": c,
            "ours_over_eager": ratio(o, e), "ours_over_compiled": ratio(best, c), "deterministic_over_ours": ratio(d, o), "ours_peak_mib": mib(om),
            "eager_peak_mib": mib(em), "compiled_peak_mib": mib(cm), "peak_over_eager": ratio(om, em)}
     table.append(row)
@@ -139,6 +142,9 @@ for dtype in $DTYPES; do
   twin eager "$dtype"
   if [ "$HOPPER_BACKWARD" = 1 ] && [ "$dtype" = bfloat16 ]; then
     SWIATTN_ATTENTION_BACKWARD=hopper ours ours-hopper-bwd "$dtype"
+  fi
+  if [ "$FAST_FLOAT32" = 1 ] && [ "$dtype" = float32 ]; then
+    ours ours-bf16-attention "$dtype" --set train.float32_attention=bfloat16
   fi
 done
 # the slower extras after every main row
