@@ -232,7 +232,7 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
                                                " compute, " + dtype_name(dtype) + " master weights and moments"
                                          : std::string(", ") + dtype_name(dtype) + " compute")
       << (cuda::deterministic() ? ", deterministic (fixed-order sums)" : "")
-      << (cuda::float32_attention_in_bf16() && dtype == DType::F32 ? ", attention on bfloat16 tensor cores" : "")
+      << (cuda::float32_attention_in_bf16() && tc.dtype == "float32" ? ", attention on bfloat16 tensor cores" : "")
       << "\n"
       << "  layer types: " << layer_types_str(config.model) << " (window " << config.model.sliding_window << ")\n"
       << "  training rows: " << loader->mixture_description() << "\n"

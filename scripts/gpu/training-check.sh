@@ -141,7 +141,7 @@ if [ "$SMOKE_RC" = timeout ] || grep -q "unspecified launch failure\|illegal" "$
 fi
 
 # ---- 3. determinism, the op table, 20 training steps CPU vs GPU ----
-run_step determinism 60 "$LOGS/determinism.log" "$TESTS" \
+run_step determinism 75 "$LOGS/determinism.log" "$TESTS" \
   -tc="cuda deterministic*,cuda: every op matches*,cuda train*,cuda float32*"
 note="$(doctest_note "$LOGS/determinism.log")"
 [ "$RC" = timeout ] && note="HANG: last: $(last_start "$LOGS/determinism.log")"
