@@ -6,9 +6,11 @@
 # nlohmann-json or ICU, and reach no package server (docs/cuda.md). So the binaries are built
 # here for any x86-64 (SWIATTN_NATIVE=OFF) and sm_90a (Hopper with wgmma: the attention forward of
 # kernels/cuda/hopper_attention.cu; the sm_80-style kernels run there too), and travel as
-# build-gpu/bundle.tar.xz (about 15 MB: ICU's data file and the text compress well). The bundle
-# also holds ptxas's resource report of the Hopper kernels (ptxas-hopper.txt: registers, spills).
-# On the GPU machine (scripts/gpu/hopper-check.sh does all of it for the Hopper kernels):
+# build-gpu/bundle.tar.xz (about 20 MB: ICU's data file and the text compress well). The bundle
+# also holds ptxas's resource reports of the Hopper kernels (ptxas-hopper.txt for the forward,
+# ptxas-hopper_backward.txt for the backward: registers, spills, wgmma serialisation warnings).
+# On the GPU machine (scripts/gpu/hopper-check.sh does all of it for the Hopper forward,
+# scripts/gpu/training-check.sh for the training kernels):
 #   source scripts/gpu/unpack.sh    # sets SW (the unpacked folder) and LD_LIBRARY_PATH
 #   $SW/bin/swiattn_tests -tc="cuda*"
 #   $SW/bin/swiattn train --set train.device=cuda --set data.cache_dir=$SW/data/cache ...
