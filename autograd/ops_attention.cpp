@@ -3,6 +3,8 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/switch_attention.h"
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/device.h"
+#include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/flash_attention.h"
 #include "kernels/cuda/switch_attention.h"
 
@@ -28,12 +30,68 @@ static cpu::AttentionShape attention_shape(const char* op, const Tensor& q, cons
   return {q.dim(0), q.dim(1), q.dim(2), k.dim(2), q.dim(3)};
 }
 
+// ---- float32 attention on the bfloat16 tensor-core kernels (cuda::float32_attention_in_bf16,
+// train.float32_attention "bfloat16"): q, k, v (and the gate) are rounded to bfloat16 once; the
+// outputs and statistics stay float32 (switch's out is its bf16 mix, converted); the backward
+// rounds dout to bfloat16, runs the tensor-core backward into bfloat16 gradients and adds them
+// into the float32 ones. The error is that of bfloat16 attention (docs/cuda.md).
+static bool float32_in_bf16(const Tensor& Q, const cpu::AttentionShape& s) {
+  return Q.device() == Device::CUDA && Q.dtype() == DType::F32 && cuda::float32_attention_in_bf16() &&
+         (s.D == 64 || s.D == 128) && s.Hkv > 0 && s.Hq % s.Hkv == 0;
+}
+static Tensor bf16_grad_for(const Var& x) {  // a zero bfloat16 gradient, or undefined (not needed)
+  return x.requires_grad() ? Tensor::zeros(x.value().shape(), DType::BF16, Device::CUDA) : Tensor();
+}
+static void add_bf16_grad(const Var& x, const Tensor& g16) {  // x.grad += g16, in float32
+  if (g16.defined()) cuda::scale_backward(1.0, g16.to(DType::F32), x.grad_buffer());
+}
+
+static Var attention_in_bf16(const Var& q, const Var& k, const Var& v, const cpu::AttentionShape& s, int64_t window) {
+  const Tensor q16 = q.value().to(DType::BF16), k16 = k.value().to(DType::BF16), v16 = v.value().to(DType::BF16);
+  Tensor out = Tensor::empty(q.value().shape(), DType::F32, Device::CUDA);
+  Tensor lse = Tensor::empty({s.B, s.T, s.Hq}, DType::F32, Device::CUDA);
+  cuda::attention_forward(s, window, q16, k16, v16, out, lse);  // bf16 inputs: the tensor-core kernels
+  return make_op_result(OpId::Attention, out, {q, k, v}, [=](const Tensor& dout) {
+    const Tensor dq = bf16_grad_for(q), dk = bf16_grad_for(k), dv = bf16_grad_for(v);
+    cuda::attention_backward(s, window, q16, k16, v16, out, lse, dout.to(DType::BF16), Tensor(), false, dq, dk, dv);
+    add_bf16_grad(q, dq);
+    add_bf16_grad(k, dk);
+    add_bf16_grad(v, dv);
+  });
+}
+
+static Var switch_attention_in_bf16(const Var& q, const Var& k, const Var& v, int64_t window, const Var& gate,
+                                    Tensor* branch_diff_sq, const cpu::AttentionShape& s, bool both_branches) {
+  const Tensor q16 = q.value().to(DType::BF16), k16 = k.value().to(DType::BF16), v16 = v.value().to(DType::BF16);
+  const Tensor g16 = gate.value().to(DType::BF16);  // the hard route's 0 / 1: exact
+  const Shape rows{s.B, s.T, s.Hq};
+  Tensor out16 = Tensor::empty(q.value().shape(), DType::BF16, Device::CUDA);
+  Tensor o_full = Tensor::empty(q.value().shape(), DType::F32, Device::CUDA);
+  Tensor o_swa = Tensor::empty(q.value().shape(), DType::F32, Device::CUDA);
+  Tensor lse_full = Tensor::empty(rows, DType::F32, Device::CUDA), lse_swa = Tensor::empty(rows, DType::F32, Device::CUDA);
+  cuda::switch_attention_forward(s, window, q16, k16, v16, g16, both_branches, out16, o_full, o_swa, lse_full, lse_swa);
+  if (branch_diff_sq) {
+    *branch_diff_sq = Tensor::empty({s.B, s.T}, DType::F32, Device::CUDA);
+    cuda::branch_difference_sq(s, o_full, o_swa, *branch_diff_sq);
+  }
+  return make_op_result(OpId::SwitchAttention, out16.to(DType::F32), {q, k, v, gate}, [=](const Tensor& dout) {
+    const Tensor dq = bf16_grad_for(q), dk = bf16_grad_for(k), dv = bf16_grad_for(v), dg = bf16_grad_for(gate);
+    cuda::switch_attention_backward(s, window, q16, k16, v16, g16, o_full, o_swa, lse_full, lse_swa,
+                                    dout.to(DType::BF16), dq, dk, dv, dg);
+    add_bf16_grad(q, dq);
+    add_bf16_grad(k, dk);
+    add_bf16_grad(v, dv);
+    add_bf16_grad(gate, dg);
+  });
+}
+
 Var attention(const Var& q, const Var& k, const Var& v, int64_t window) {
   const Tensor& Q = q.value();
   const Tensor& K = k.value();
   const Tensor& V = v.value();
   const cpu::AttentionShape s = attention_shape("attention", Q, K, V);
   if (window < 0) throw Error("attention: window must be >= 1 (or 0 for full causal), got " + std::to_string(window));
+  if (float32_in_bf16(Q, s)) return attention_in_bf16(q, k, v, s, window);
   const bool on_cuda = Q.device() == Device::CUDA;
   Tensor out = Tensor::empty(Q.shape(), Q.dtype(), Q.device());
   Tensor lse = Tensor::empty({s.B, s.T, s.Hq}, on_cuda ? DType::F32 : Q.dtype(), Q.device());  // CUDA: float32
@@ -75,6 +133,8 @@ Var switch_attention(const Var& q, const Var& k, const Var& v, int64_t window, c
   if (G.shape() != Shape{s.B, s.T}) shape_error("switch_attention", "gate must be (B, T) for q (B, T, H, D)", G, Q);
   const bool on_cuda = Q.device() == Device::CUDA;
   const bool both_branches = grad_enabled() || branch_diff_sq != nullptr;
+  if (method == SwitchMethod::OnePass && float32_in_bf16(Q, s))
+    return switch_attention_in_bf16(q, k, v, window, gate, branch_diff_sq, s, both_branches);
   Tensor out = Tensor::empty(Q.shape(), Q.dtype(), Q.device());
   // Inference with hard routes on the GPU: each token runs only its own branch, over only its
   // keys (kernels/cuda/flash_attention.h); no branch outputs are kept, as nothing will read them.

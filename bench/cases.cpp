@@ -5,7 +5,9 @@
 // Which kernels run: the tensor-core ones of kernels/cuda/flash_attention.h when that header is
 // in the tree (routed_attention_prefill, flash_attention_forward, flash_switch_attention_forward),
 // else the reference warp-per-row ones (switch_attention_forward, attention_forward). The
-// backward is cuda::switch_attention_backward, which takes the fast path itself when it can.
+// backward is cuda::switch_attention_backward, which takes the fast path itself when it can; its
+// main kernel is named in brackets too ([sm80] or [hopper]: SWIATTN_ATTENTION_BACKWARD picks,
+// kernels/cuda/flash_backward.h; ", deterministic" with --deterministic).
 // The JSON's "impl" names what ran, with the forward kernel family in brackets ([hopper]: the
 // sm_90a kernel of kernels/cuda/hopper_attention.cu, [sm80]: flash_attention.cu's; the process
 // picks it, SWIATTN_ATTENTION_KERNEL=sm80 forces the sm_80 one).
@@ -17,12 +19,14 @@
 #include "bench/bench.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/decode_attention.h"
+#include "kernels/cuda/device.h"
 #include "kernels/cuda/switch_attention.h"
 #include "kernels/cuda/timing.h"
 #include "tensor/random.h"
 
 #if __has_include("kernels/cuda/flash_attention.h")
 #include "kernels/cuda/flash_attention.h"
+#include "kernels/cuda/flash_backward.h"
 #define SWIATTN_BENCH_FLASH 1
 #else
 #define SWIATTN_BENCH_FLASH 0
@@ -172,6 +176,7 @@ void bench_prefill(const Options& o) {
 
 // ---- training: one switch attention layer, both branches, forward + backward ----
 void bench_train_attention(const Options& o) {
+  cuda::set_deterministic(o.deterministic);
   for (int64_t T : o.T) {
     const cpu::AttentionShape s{o.B, T, o.Hq, o.Hkv, o.D};
     const Inputs in = random_inputs(o, T);
@@ -197,7 +202,8 @@ void bench_train_attention(const Options& o) {
       const std::vector<double> route = random_routes(o.B * T, r, o.seed + 7);
       const Tensor gate = Tensor::from_vector(route, {o.B, T}, DType::F32).to(DType::BF16).to_device();
 #if SWIATTN_BENCH_FLASH
-      const std::string impl = "flash_switch_attention_forward" + family() + " + switch_attention_backward [sm80]";
+      const std::string impl = "flash_switch_attention_forward" + family() + " + switch_attention_backward [" +
+                               cuda::flash_backward_kernel_in_use() + (o.deterministic ? ", deterministic]" : "]");
       const auto forward = [&] {
         cuda::flash_switch_attention_forward(s, o.window, in.q, in.k, in.v, gate, true, out, o_full, o_swa, lse_full,
                                              lse_swa);

@@ -22,6 +22,8 @@ const char* kUsage =
     "  --T 4096,8192,16384,32768   --r 0,0.13,0.5,1   --cache 8192,32768   --S 16\n"
     "  --B 1 --Hq 16 --Hkv 8 --D 128 --w 1024   --ctas 0 (decode: the kernel's grid; 0 = default)\n"
     "  --warmup 2 --reps 10 --seed 1 --no-flush (keep L2 between reps)\n"
+    "  --deterministic (train-attention: the fixed-order backward of train.deterministic)\n"
+    "  the backward's main kernel: SWIATTN_ATTENTION_BACKWARD=auto|sm80|hopper (kernels/cuda/flash_backward.h)\n"
     "options of generate: --models swiattn,full --context 8192 --S 16 --new-tokens 256 --r 0.13\n"
     "  --layers 8 --hidden 2048 --Hq 16 --Hkv 8 --D 128 --ffn 5632 --vocab 32000 --w 1024 --seed 1\n"
     "  --device cuda|cpu (cpu: float32, to check the harness)\n"
@@ -106,6 +108,10 @@ int run_bench_command(const std::vector<std::string>& args) {
     const std::string& flag = args[i];
     if (flag == "--no-flush") {
       o.flush_l2 = false;
+      continue;
+    }
+    if (flag == "--deterministic") {
+      o.deterministic = true;
       continue;
     }
     if (i + 1 >= args.size()) throw Error("bench: " + flag + " needs a value\n" + kUsage);

@@ -236,6 +236,25 @@ TEST_CASE("cuda flash backward: gradients are added, not overwritten") {
   check_case({2, 113, 4, 4, 128, 0, Gate::None}, false, 910, -0.25);
 }
 
+TEST_CASE("cuda flash backward: deterministic mode (fixed-order dq) against the CPU float64 reference") {
+  if (skip_without_device("flash backward, deterministic mode")) return;
+  StrictDevice strict;
+  struct Deterministic {
+    Deterministic() { cuda::set_deterministic(true); }
+    ~Deterministic() { cuda::set_deterministic(false); }
+  } on;
+  // Splits per (batch, kv head) = min(ceil(SMs / (B Hkv)), 16, key tiles): T 2500 has 20 key tiles,
+  // so with B Hkv = 2 some splits walk 2 of them; B Hkv = 16 (T 1031, 9 key tiles): 9 splits; T 3
+  // one tile, one split.
+  const std::vector<Case> cases = {
+      {1, 2500, 4, 2, 64, 128, Gate::HardLow}, {1, 2500, 8, 2, 128, 0, Gate::None},
+      {2, 1031, 16, 8, 128, 64, Gate::Real},   {2, 3, 4, 2, 64, 1, Gate::HardHalf},
+  };
+  uint64_t seed = 1200;
+  for (size_t i = 0; i < cases.size(); ++i) check_case(cases[i], cases[i].gate != Gate::None, seed += 10);
+  check_case({2, 113, 4, 4, 64, 0, Gate::None}, false, 1300, 0.5);  // added, not overwritten
+}
+
 TEST_CASE("cuda flash backward: unsupported shapes are refused with a clear message") {
   if (skip_without_device("flash backward refusals")) return;
   const cpu::AttentionShape s{1, 5, 4, 4, 32};

@@ -290,6 +290,7 @@ CudaCase switch_row(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int
 
 std::vector<CudaCase> cuda_cases() {
   const Tensor ids = ids_tensor({3, 7}, 13, 7);  // repeated ids: their gradients accumulate
+  const Tensor big_ids = ids_tensor({4, 257}, 40, 12);  // ids < 40 of a vocabulary of 300
   std::vector<int32_t> t = ids_tensor({7}, 13, 8).to_ints();
   t[2] = -100;  // an ignored row
   const Tensor targets = Tensor::from_ints(t, {7});
@@ -315,6 +316,8 @@ std::vector<CudaCase> cuda_cases() {
       {"add bias (3,7,5)+(5)", OpId::Add, {{3, 7, 5}, {5}}, [](X x) { return add(x[0], x[1]); }},
       {"add (3,7,5)+(3,7,1)", OpId::Add, {{3, 7, 5}, {3, 7, 1}}, [](X x) { return add(x[0], x[1]); }},
       {"add scalar (7)+()", OpId::Add, {{7}, {}}, [](X x) { return add(x[0], x[1]); }},
+      // a router bias: one element read by 8 x 1031 outputs (130 fixed-order chunks)
+      {"add router bias (8,1031)+(1)", OpId::Add, {{8, 1031}, {1}}, [](X x) { return add(x[0], x[1]); }},
       {"add (1031,3)+(1031,3)", OpId::Add, {{1031, 3}, {1031, 3}}, [](X x) { return add(x[0], x[1]); }},
       {"sub (1,5)-(7,1)", OpId::Sub, {{1, 5}, {7, 1}}, [](X x) { return sub(x[0], x[1]); }},
       {"sub same shape (13)", OpId::Sub, {{13}, {13}}, [](X x) { return sub(x[0], x[1]); }},
@@ -327,6 +330,7 @@ std::vector<CudaCase> cuda_cases() {
       {"mean (33)", OpId::Mean, {{33}}, [](X x) { return mean(x[0]); }},
       {"embedding (13,5)[3,7]", OpId::Embedding, {{13, 5}}, [ids](X x) { return embedding(x[0], ids); }},
       {"embedding, ids on the device", OpId::Embedding, {{13, 5}}, [ids](X x) { return embedding(x[0], ids_like(ids, x[0])); }},
+      {"embedding (300,7)[4,257]: unused ids, long runs", OpId::Embedding, {{300, 7}}, [big_ids](X x) { return embedding(x[0], big_ids); }},
       {"rms_norm (3,7,13)", OpId::RmsNorm, {{3, 7, 13}, {13}}, [](X x) { return rms_norm(x[0], x[1], 1e-6); }},
       // (C = 1 is left to the gradcheck table: there dx is 0 up to eps, all cancellation, and a
       // relative error of it measures only rounding noise.)

@@ -290,6 +290,7 @@ TEST_CASE("train: config defaults validate and every field round-trips through J
   c.train.eval_interval = 3;
   c.train.eval_batches = 2;
   c.train.dtype = "float64";
+  c.train.deterministic = true;
   c.train.threads = 4;
   c.train.sample_tokens = 0;
   c.train.sample_prompt = "Call me \"Ishmael\".\n";
@@ -317,7 +318,7 @@ TEST_CASE("train: config defaults validate and every field round-trips through J
 
   const json written = config_to_json(c);
   CHECK(written["model"].size() == 20);
-  CHECK(written["train"].size() == 26);
+  CHECK(written["train"].size() == 28);
   CHECK(written["data"].size() == 8);
   CHECK(written["reg"].size() == 7);
   const Config back = config_from_json(json::parse(written.dump()), "round-trip");
@@ -330,6 +331,24 @@ TEST_CASE("train: config defaults validate and every field round-trips through J
   CHECK(back.model.tie_word_embeddings == false);
   CHECK(back.train.curriculum == c.train.curriculum);
   CHECK(back.reg.controller == "bias");
+  CHECK(back.train.deterministic);
+  // train.deterministic is a boolean: --set takes true / false, and nothing else
+  Config d;
+  CHECK_FALSE(d.train.deterministic);  // off by default
+  apply_override(d, "train.deterministic=true");
+  CHECK(d.train.deterministic);
+  const std::string bad = testing::error_of([&] { apply_override(d, "train.deterministic=1"); });
+  CHECK(testing::contains(bad, "train.deterministic must be true or false"));
+  // train.float32_attention: "float32" or "bfloat16", the latter only on the GPU
+  Config f;
+  CHECK(f.train.float32_attention == "float32");
+  apply_override(f, "train.float32_attention=bfloat16");
+  CHECK(testing::contains(testing::error_of([&] { validate_config(f); }), "needs train.device \"cuda\""));
+  apply_override(f, "train.device=cuda");
+  CHECK_NOTHROW(validate_config(f));
+  apply_override(f, "train.float32_attention=tf32");
+  CHECK(testing::contains(testing::error_of([&] { validate_config(f); }),
+                          "train.float32_attention: must be \"float32\" or \"bfloat16\", got \"tf32\""));
 
   // A subset: named keys change, the rest keep their defaults.
   const Config partial = config_from_json(json::parse(R"({"model": {"hidden_size": 64},

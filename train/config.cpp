@@ -78,6 +78,8 @@ const Field kFields[] = {
     FIELD(train, eval_batches),
     FIELD(train, dtype),
     FIELD(train, device),
+    FIELD(train, deterministic),
+    FIELD(train, float32_attention),
     FIELD(train, threads),
     FIELD(train, sample_tokens),
     FIELD(train, sample_prompt),
@@ -415,6 +417,11 @@ void validate_config(const Config& config) {
   require(!(t.device == "cpu" && t.dtype == "bfloat16"), "train.dtype",
           "bfloat16 (mixed precision) needs train.device \"cuda\" (--device cuda); the CPU trains in "
           "\"float32\" or \"float64\"");
+  require(t.float32_attention == "float32" || t.float32_attention == "bfloat16", "train.float32_attention",
+          "must be \"float32\" or \"bfloat16\", got " + quoted(t.float32_attention));
+  require(t.float32_attention == "float32" || t.device == "cuda", "train.float32_attention",
+          "\"bfloat16\" runs float32 attention on the GPU's bfloat16 tensor-core kernels: it needs train.device "
+          "\"cuda\" (the CPU computes attention in train.dtype)");
   require(t.threads >= 0, "train.threads", "must be >= 0 (0 = all cores)" + got(t.threads));
   require(t.checkpoint_interval >= 0, "train.checkpoint_interval",
           "must be >= 0 (0 = only at the end)" + got(t.checkpoint_interval));

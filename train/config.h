@@ -48,6 +48,12 @@ struct TrainConfig {
   std::string dtype = "float32";   // "float32" | "float64" (CPU) | "bfloat16" (CUDA: mixed precision,
                                    // float32 master weights and AdamW moments, bfloat16 compute)
   std::string device = "cpu";      // "cpu" | "cuda" (docs/cuda.md, "Training on the GPU")
+  bool deterministic = false;      // cuda: fixed-order sums everywhere, so two runs on the same GPU
+                                   // write the same bits (docs/cuda.md "Deterministic training";
+                                   // its cost: docs/perf.md). The CPU is deterministic always.
+  std::string float32_attention = "float32";  // cuda, train.dtype "float32": "float32" (exact) or
+                                   // "bfloat16" (the attention ops on the bf16 tensor-core kernels,
+                                   // float32 in and out: docs/cuda.md "Fast float32 attention")
   int64_t threads = 0;             // OpenMP threads; 0 = all cores
   int64_t sample_tokens = 200;     // tokens generated after training (0 = none)
   std::string sample_prompt = "The ";

@@ -17,6 +17,7 @@
 #include "data/loader.h"
 #include "data/tokenizer.h"
 #include "kernels/cuda/allocator.h"
+#include "kernels/cuda/device.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
 #include "model/sampling.h"
@@ -124,6 +125,16 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
   if (tc.threads > 0) omp_set_num_threads(static_cast<int>(tc.threads));
   const DType dtype = tc.dtype == "float64" ? DType::F64 : DType::F32;  // "bfloat16": float32 masters
   const Device device = tc.device == "cuda" ? Device::CUDA : Device::CPU;
+  // train.deterministic, train.float32_attention: GPU kernel modes for this run (kernels/cuda/device.h).
+  struct CudaModeScope {
+    bool deterministic = cuda::deterministic(), float32_in_bf16 = cuda::float32_attention_in_bf16();
+    ~CudaModeScope() {
+      cuda::set_deterministic(deterministic);
+      cuda::set_float32_attention_in_bf16(float32_in_bf16);
+    }
+  } cuda_mode_scope;
+  cuda::set_deterministic(device == Device::CUDA && tc.deterministic);
+  cuda::set_float32_attention_in_bf16(device == Device::CUDA && tc.float32_attention == "bfloat16");
   const std::filesystem::path out(out_dir);
   const std::string resume_dir = (out / "checkpoint").string();
 
@@ -220,6 +231,8 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
       << (model.compute_dtype() != dtype ? std::string(", mixed precision: ") + dtype_name(model.compute_dtype()) +
                                                " compute, " + dtype_name(dtype) + " master weights and moments"
                                          : std::string(", ") + dtype_name(dtype) + " compute")
+      << (cuda::deterministic() ? ", deterministic (fixed-order sums)" : "")
+      << (cuda::float32_attention_in_bf16() && tc.dtype == "float32" ? ", attention on bfloat16 tensor cores" : "")
       << "\n"
       << "  layer types: " << layer_types_str(config.model) << " (window " << config.model.sliding_window << ")\n"
       << "  training rows: " << loader->mixture_description() << "\n"

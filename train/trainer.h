@@ -50,7 +50,9 @@ size_t curriculum_stage_at(const std::vector<CurriculumStage>& stages, int64_t s
 // resume = true continues the run in out_dir from out_dir/checkpoint: weights, optimizer moments,
 // step (and so the schedule), data position, regulariser controller state; on the CPU the losses
 // then equal those of an uninterrupted run bit for bit (same thread count). On CUDA they agree to
-// rounding, not bit for bit (float atomics in some backward kernels sum in varying order).
+// rounding, not bit for bit (float atomics in the attention backward sum in varying order),
+// unless train.deterministic is set: then every sum runs in a fixed order, and two runs on the
+// same GPU write the same checkpoint bytes (tests/test_cuda_deterministic.cpp).
 // train.device "cuda" trains on the GPU (train.dtype "bfloat16": mixed precision).
 TrainSummary run_training(const Config& config, const std::string& out_dir, std::ostream& log,
                           bool resume = false);

@@ -97,18 +97,4 @@ __device__ A block_reduce(A v) {
 template <class A> __device__ A block_sum(A v) { return block_reduce<A, false>(v); }
 template <class A> __device__ A block_max(A v) { return block_reduce<A, true>(v); }
 
-// ---- scatter-add into gradients ----
-// Kernels that add into an element from many threads use float atomicAdd. For a float32
-// gradient that is the gradient itself; for a bfloat16 one, a float32 zero buffer, added into
-// the gradient with one rounding at the end (finish()).
-struct ScatterTarget {
-  explicit ScatterTarget(const Tensor& grad);
-  float* data() const { return target_; }
-  void finish();  // grad += buffer (bfloat16 only)
-
- private:
-  Tensor grad_, buffer_;
-  float* target_ = nullptr;
-};
-
 }  // namespace swiattn::cuda

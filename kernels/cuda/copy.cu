@@ -75,29 +75,4 @@ void convert(const Tensor& src, const Tensor& dst) {
   });
 }
 
-// ---------------------------------------------------------------------------------------------
-// ScatterTarget (common.cuh)
-
-__global__ void add_float_into_bf16(int64_t n, const float* src, bf16* dst) {
-  SWIATTN_GRID_STRIDE_LOOP(i, n) add_to(dst, i, src[i]);
-}
-
-ScatterTarget::ScatterTarget(const Tensor& grad) : grad_(grad) {
-  if (!grad.defined()) return;
-  if (grad.dtype() == DType::F32) {
-    target_ = ptr<float>(grad);
-  } else {
-    buffer_ = Tensor::zeros(grad.shape(), DType::F32, Device::CUDA);
-    target_ = ptr<float>(buffer_);
-  }
-}
-
-void ScatterTarget::finish() {
-  if (!buffer_.defined() || grad_.numel() == 0) return;
-  if (grad_.dtype() != DType::BF16)
-    throw Error(std::string("scatter: gradient dtype ") + dtype_name(grad_.dtype()) + " is not supported on CUDA");
-  add_float_into_bf16<<<grid_for(grad_.numel()), kThreads>>>(grad_.numel(), ptr<float>(buffer_), ptr<bf16>(grad_));
-  SWIATTN_CUDA_CHECK_LAUNCH("add_float_into_bf16");
-}
-
 }  // namespace swiattn::cuda

@@ -38,6 +38,14 @@ static std::atomic<bool> g_debug_sync{false};
 
 void set_debug_sync(bool on) { g_debug_sync = on; }
 
+static std::atomic<bool> g_deterministic{false};
+void set_deterministic(bool on) { g_deterministic = on; }
+bool deterministic() { return g_deterministic; }
+
+static std::atomic<bool> g_float32_attention_in_bf16{false};
+void set_float32_attention_in_bf16(bool on) { g_float32_attention_in_bf16 = on; }
+bool float32_attention_in_bf16() { return g_float32_attention_in_bf16; }
+
 void synchronize() { SWIATTN_CUDA_CHECK(cudaDeviceSynchronize()); }
 
 void throw_cuda_error(const char* what, const char* why, const char* file, int line) {

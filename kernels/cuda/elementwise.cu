@@ -2,6 +2,8 @@
 // the SwiGLU product. One thread per element; float32 arithmetic whatever the storage type.
 #include "kernels/cuda/elementwise.h"
 
+#include <vector>
+
 #include "kernels/cuda/common.cuh"
 
 namespace swiattn::cuda {
@@ -81,24 +83,122 @@ void binary_forward(cpu::BinaryKind kind, const cpu::BroadcastPlan& plan, const 
   });
 }
 
-// An input the size of the output owns one element per thread: plain += (da, db). A repeated
-// input gets many contributions per element: float32 atomicAdd (da_sum, db_sum). When a and b
+// d out / d a and d out / d b at one output element (g = dout there).
+__device__ __forceinline__ float grad_a(cpu::BinaryKind kind, float g, float b) {
+  return kind == cpu::BinaryKind::Mul ? g * b : g;
+}
+__device__ __forceinline__ float grad_b(cpu::BinaryKind kind, float g, float a) {
+  return kind == cpu::BinaryKind::Mul ? g * a : kind == cpu::BinaryKind::Sub ? -g : g;
+}
+
+// An input the size of the output owns one element per thread: plain += (da, db). When a and b
 // are the same tensor (x * x), both += run in the same thread, one after the other.
 template <class T>
 __global__ void binary_backward_kernel(cpu::BinaryKind kind, BroadcastIndex ix, int64_t n, const T* a,
-                                       const T* b, const T* dout, T* da, float* da_sum, T* db, float* db_sum) {
+                                       const T* b, const T* dout, T* da, T* db) {
   SWIATTN_GRID_STRIDE_LOOP(i, n) {
     int64_t ia, ib;
     input_offsets(ix, i, ia, ib);
     const float g = to_float(dout[i]);
-    const bool mul = kind == cpu::BinaryKind::Mul;
-    const float ga = mul ? g * to_float(b[ib]) : g;                                 // d out / d a
-    const float gb = mul ? g * to_float(a[ia]) : kind == cpu::BinaryKind::Sub ? -g : g;  // d out / d b
-    if (da) add_to(da, ia, ga);
-    if (da_sum) atomicAdd(da_sum + ia, ga);
-    if (db) add_to(db, ib, gb);
-    if (db_sum) atomicAdd(db_sum + ib, gb);
+    if (da) add_to(da, ia, grad_a(kind, g, to_float(b[ib])));
+    if (db) add_to(db, ib, grad_b(kind, g, to_float(a[ia])));
   }
+}
+
+// A repeated input x (a or b) gets many contributions per element; they are summed in a fixed
+// order (no atomics: the same bits on every run). The output dims split into x's own ("kept":
+// x's stride is not 0, or the dim is 1) and the repeated ones; element k of x (its kept digits)
+// is read by the R output elements of the repeated digits r. Pass 1: a thread per (chunk of
+// kRepeatChunk r's, k) sums its chunk in double; pass 2: a thread per k sums the chunks in order
+// and adds into the gradient once.
+constexpr int64_t kRepeatChunk = 64;
+struct RepeatIndex {
+  int kept_dims, repeat_dims;
+  int64_t kept_size[kMaxDims], kept_out_stride[kMaxDims], kept_x_stride[kMaxDims];
+  int64_t repeat_size[kMaxDims], repeat_out_stride[kMaxDims];
+  int64_t K, R;  // elements of x, repeats per element
+};
+
+RepeatIndex repeat_index(const cpu::BroadcastPlan& plan, bool of_a) {
+  RepeatIndex r{};
+  const int nd = static_cast<int>(plan.out.size());
+  std::vector<int64_t> out_stride(size_t(nd), 1);
+  for (int d = nd - 1; d > 0; --d) out_stride[size_t(d - 1)] = out_stride[size_t(d)] * plan.out[size_t(d)];
+  r.K = r.R = 1;
+  for (int d = 0; d < nd; ++d) {
+    const int64_t x_stride = of_a ? plan.a_stride[size_t(d)] : plan.b_stride[size_t(d)];
+    if (x_stride == 0 && plan.out[size_t(d)] > 1) {
+      r.repeat_size[r.repeat_dims] = plan.out[size_t(d)];
+      r.repeat_out_stride[r.repeat_dims++] = out_stride[size_t(d)];
+      r.R *= plan.out[size_t(d)];
+    } else {
+      r.kept_size[r.kept_dims] = plan.out[size_t(d)];
+      r.kept_out_stride[r.kept_dims] = out_stride[size_t(d)];
+      r.kept_x_stride[r.kept_dims++] = x_stride;
+      r.K *= plan.out[size_t(d)];
+    }
+  }
+  return r;
+}
+
+// The output index of (x element k, repeat r), and x's offset of k (digits: last dim fastest).
+__device__ __forceinline__ int64_t repeat_output(const RepeatIndex& r, int64_t k, int64_t rep, int64_t* x_offset) {
+  int64_t o = 0, xo = 0;
+  for (int d = r.kept_dims - 1; d >= 0; --d) {
+    const int64_t digit = k % r.kept_size[d];
+    k /= r.kept_size[d];
+    o += digit * r.kept_out_stride[d];
+    xo += digit * r.kept_x_stride[d];
+  }
+  for (int d = r.repeat_dims - 1; d >= 0; --d) {
+    o += (rep % r.repeat_size[d]) * r.repeat_out_stride[d];
+    rep /= r.repeat_size[d];
+  }
+  if (x_offset) *x_offset = xo;
+  return o;
+}
+
+template <class T>
+__global__ void repeated_grad_partial_kernel(cpu::BinaryKind kind, BroadcastIndex ix, RepeatIndex r, bool of_a,
+                                             int64_t chunks, const T* a, const T* b, const T* dout, double* partial) {
+  SWIATTN_GRID_STRIDE_LOOP(idx, chunks * r.K) {
+    const int64_t chunk = idx / r.K, k = idx % r.K;
+    const int64_t end = min(r.R, (chunk + 1) * kRepeatChunk);
+    double acc = 0.0;
+    for (int64_t rep = chunk * kRepeatChunk; rep < end; ++rep) {
+      const int64_t i = repeat_output(r, k, rep, nullptr);
+      int64_t ia, ib;
+      input_offsets(ix, i, ia, ib);
+      const float g = to_float(dout[i]);
+      acc += of_a ? grad_a(kind, g, to_float(b[ib])) : grad_b(kind, g, to_float(a[ia]));
+    }
+    partial[chunk * r.K + k] = acc;
+  }
+}
+
+template <class T>
+__global__ void repeated_grad_add_kernel(RepeatIndex r, int64_t chunks, const double* partial, T* dx) {
+  SWIATTN_GRID_STRIDE_LOOP(k, r.K) {
+    double sum = 0.0;
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) sum += partial[chunk * r.K + k];
+    int64_t xo;
+    repeat_output(r, k, 0, &xo);
+    dx[xo] = from_double<T>(double(to_float(dx[xo])) + sum);
+  }
+}
+
+template <class T>
+void repeated_grad(cpu::BinaryKind kind, const BroadcastIndex& ix, const cpu::BroadcastPlan& plan, bool of_a,
+                   const Tensor& a, const Tensor& b, const Tensor& dout, const Tensor& dx) {
+  const RepeatIndex r = repeat_index(plan, of_a);
+  if (r.K == 0 || r.R == 0) return;
+  const int64_t chunks = (r.R + kRepeatChunk - 1) / kRepeatChunk;
+  const Tensor partial = Tensor::empty({chunks, r.K}, DType::F64, Device::CUDA);  // every element written
+  repeated_grad_partial_kernel<<<grid_for(chunks * r.K), kThreads>>>(kind, ix, r, of_a, chunks, ptr<T>(a), ptr<T>(b),
+                                                                     ptr<T>(dout), ptr<double>(partial));
+  SWIATTN_CUDA_CHECK_LAUNCH("binary_backward_repeated");
+  repeated_grad_add_kernel<<<grid_for(r.K), kThreads>>>(r, chunks, ptr<double>(partial), ptr<T>(dx));
+  SWIATTN_CUDA_CHECK_LAUNCH("binary_backward_repeated_add");
 }
 
 void binary_backward(cpu::BinaryKind kind, const cpu::BroadcastPlan& plan, const Tensor& a,
@@ -107,16 +207,17 @@ void binary_backward(cpu::BinaryKind kind, const cpu::BroadcastPlan& plan, const
   const int64_t n = dout.numel();
   if (n == 0) return;
   const bool a_repeats = a.numel() != n, b_repeats = b.numel() != n;
-  ScatterTarget da_sum(a_repeats ? da : Tensor()), db_sum(b_repeats ? db : Tensor());
   dispatch(a.dtype(), "binary op", [&](auto zero) {
     using T = decltype(zero);
-    binary_backward_kernel<<<grid_for(n), kThreads>>>(kind, ix, n, ptr<T>(a), ptr<T>(b), ptr<T>(dout),
-                                                      a_repeats ? nullptr : ptr<T>(da), da_sum.data(),
-                                                      b_repeats ? nullptr : ptr<T>(db), db_sum.data());
-    SWIATTN_CUDA_CHECK_LAUNCH("binary_backward");
+    const bool plain_a = da.defined() && !a_repeats, plain_b = db.defined() && !b_repeats;
+    if (plain_a || plain_b) {
+      binary_backward_kernel<<<grid_for(n), kThreads>>>(kind, ix, n, ptr<T>(a), ptr<T>(b), ptr<T>(dout),
+                                                        plain_a ? ptr<T>(da) : nullptr, plain_b ? ptr<T>(db) : nullptr);
+      SWIATTN_CUDA_CHECK_LAUNCH("binary_backward");
+    }
+    if (da.defined() && a_repeats) repeated_grad<T>(kind, ix, plan, true, a, b, dout, da);
+    if (db.defined() && b_repeats) repeated_grad<T>(kind, ix, plan, false, a, b, dout, db);
   });
-  da_sum.finish();
-  db_sum.finish();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -37,7 +37,8 @@ namespace swiattn::cuda {
 //   Sm80    always the sm_80 kernel (mma.sync; older GPUs take it anyway)
 //   Hopper  always the Hopper kernel; the functions throw, saying why, where it cannot run
 // The process starts with SWIATTN_ATTENTION_KERNEL=auto | sm80 | hopper (unset: auto); tests and
-// benchmarks switch with set_flash_kernel. The backward (flash_backward.h) is sm_80 only.
+// benchmarks switch with set_flash_kernel. The backward (flash_backward.h) has its own choice
+// (SWIATTN_ATTENTION_BACKWARD, set_flash_backward_kernel; its sm_90a kernel is opt-in for now).
 enum class FlashKernel { Auto, Sm80, Hopper };
 SWIATTN_CUDA_FUNCTION(void set_flash_kernel(FlashKernel kernel))
 SWIATTN_CUDA_FUNCTION(FlashKernel flash_kernel())

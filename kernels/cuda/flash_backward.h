@@ -20,16 +20,35 @@
 // both branches cost about one causal attention backward.
 //
 // Kernels (flash_backward.cu): (1) a preprocessing kernel, a block per token: the Deltas, the
-// weights, dgate; (2) the main kernel, a CTA per (batch, kv head, tile of 128 keys) that walks
+// weights, dgate; (2) the main kernel (sm_80, or the sm_90a one of hopper_backward.cu: below), a
+// CTA per (batch, kv head, tile of 128 keys) that walks
 // the group's query heads and every tile of 64 queries that can read its keys, keeping dK, dV in
 // registers (no atomics: one CTA owns them) and adding dQ's partial sums into a float32 buffer
 // with atomics; (3) dq += that buffer, one rounding to bfloat16.
 #pragma once
 
+#include <string>
+
 #include "kernels/cpu/attention.h"
 #include "kernels/cuda/api.h"
+#include "kernels/cuda/flash_attention.h"
 
 namespace swiattn::cuda {
+
+// Which main kernel the functions below run (FlashKernel of flash_attention.h):
+//   Auto    the sm_80 kernel, for now: the sm_90a one (kernels/cuda/hopper_backward.cu: wgmma,
+//           TMA, a producer and two consumer warpgroups) is opt-in until it has passed its tests
+//           on a device (docs/perf.md, "Notes: the Hopper backward"); then Auto takes it where it
+//           can run, as the forward does (kHopperBackwardByDefault in flash_backward.cu)
+//   Sm80    flash_backward.cu's kernel (mma.sync; the reference; any GPU from sm_80)
+//   Hopper  hopper_backward.cu's kernel; the functions throw, saying why, where it cannot run
+// Deterministic mode (device.h) always takes the sm_80 kernel: the fixed-order dq is its own.
+// The process starts with SWIATTN_ATTENTION_BACKWARD=auto | sm80 | hopper (unset: auto).
+SWIATTN_CUDA_FUNCTION(void set_flash_backward_kernel(FlashKernel kernel))
+SWIATTN_CUDA_FUNCTION(FlashKernel flash_backward_kernel())
+// "hopper" or "sm80": the family the next call takes ("hopper (unavailable)" when Hopper is forced
+// where it cannot run).
+SWIATTN_CUDA_FUNCTION(std::string flash_backward_kernel_in_use())
 
 // True when the fast kernels apply: bfloat16 inputs, D in {64, 128}, Hq % Hkv == 0, and every
 // given tensor's data 16-byte aligned (the kernels copy rows in 16-byte pieces).

@@ -5,6 +5,7 @@
 // same FlashParams, so the entry points check their arguments once, for either kernel.
 #pragma once
 
+#include <cuda.h>  // CUtensorMap (a type only)
 #include <cuda_bf16.h>
 
 #include <string>
@@ -54,5 +55,10 @@ bool hopper_forward_available(std::string* why = nullptr);
 // Launches it for a validated problem (the entry points of flash_attention.cu): out float32 or
 // bfloat16 in Plain mode (out_f32), bfloat16 otherwise. D is 64 or 128; B the batch.
 void hopper_forward(Mode mode, FlashParams p, int B, int D, bool out_f32);
+// The TMA map of x (B, T, H, D) bf16 as a 4-d tensor (D, H, T, B), innermost first; a box is 64
+// columns of `rows` rows of one head (one 128-byte-swizzled panel); rows past T read as zeros.
+// Throws Error naming `name` when the driver refuses it. (hopper_attention.cu; also used by the
+// backward of hopper_backward.cu.)
+CUtensorMap hopper_tensor_map(const __nv_bfloat16* x, int B, int T, int H, int D, int rows, const char* name);
 
 }  // namespace swiattn::cuda

@@ -108,6 +108,14 @@ __device__ __forceinline__ void tma_load_4d(void* dst, const CUtensorMap* map, u
       "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(smem_u32(bar))
       : "memory");
 }
+// `bytes` (a multiple of 16; both addresses 16-byte aligned) of contiguous global memory -> dst,
+// by the copy engine (cp.async.bulk, no tensor map); the bytes are credited to bar.
+__device__ __forceinline__ void bulk_load(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                   smem_u32(dst)),
+               "l"(reinterpret_cast<uint64_t>(src)), "r"(bytes), "r"(smem_u32(bar))
+               : "memory");
+}
 // Shared memory written by ordinary stores (or cp.async) is seen by wgmma / TMA (the async
 // proxy) only after this fence (then a barrier for the other threads' writes).
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
@@ -172,15 +180,27 @@ __device__ __forceinline__ uint64_t desc_sw128(uint32_t addr, uint32_t lbo) {
   "%23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, "  \
   "%44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
 
-// d (64 x 128) (+)= A (64 x 16, shared, K-major) * B (16 x 128, shared, K-major); kAccumulate
-// false overwrites d (the first k-step of S).
-template <bool kAccumulate>
+// d (64 x 128) (+)= A (64 x 16, shared) * B (16 x 128, shared); kAccumulate false overwrites d
+// (the first k-step of S). kTransA / kTransB: 0 for a K-major operand (the forward's Q and K), 1
+// for an MN-major one (the backward's dO and Q as B of dV += P^T dO, dK += dS^T Q).
+template <bool kAccumulate, int kTransA = 0, int kTransB = 0>
 __device__ __forceinline__ void wgmma_m64n128k16_ss(float (&d)[64], uint64_t a, uint64_t b) {
   asm volatile(
       "{\n .reg .pred p;\n setp.ne.b32 p, %66, 0;\n"
-      " wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " SWIATTN_R64 ", %64, %65, p, 1, 1, 0, 0;\n}\n"
+      " wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " SWIATTN_R64 ", %64, %65, p, 1, 1, %67, %68;\n}\n"
       : SWIATTN_D64
-      : "l"(a), "l"(b), "n"(int(kAccumulate)));
+      : "l"(a), "l"(b), "n"(int(kAccumulate)), "n"(kTransA), "n"(kTransB));
+}
+// d (64 x 64) (+)= A (64 x 16, shared) * B (16 x 64, shared) (the backward's products at D 64, and
+// its S^T, dP^T and dQ): kTransA / kTransB as above (MN-major: dS^T and K as the operands of
+// dQ = dS K, dO and Q as B of dV and dK).
+template <bool kAccumulate, int kTransA, int kTransB>
+__device__ __forceinline__ void wgmma_m64n64k16_ss(float (&d)[32], uint64_t a, uint64_t b) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %34, 0;\n"
+      " wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " SWIATTN_R32 ", %32, %33, p, 1, 1, %35, %36;\n}\n"
+      : SWIATTN_D32
+      : "l"(a), "l"(b), "n"(int(kAccumulate)), "n"(kTransA), "n"(kTransB));
 }
 // d (64 x N) += A (64 x 16, registers) * B (16 x N, shared, MN-major: the transposed V tile).
 __device__ __forceinline__ void wgmma_m64n128k16_rs(float (&d)[64], const uint32_t* a, uint64_t b) {

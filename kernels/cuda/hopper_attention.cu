@@ -498,25 +498,6 @@ PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
   return encode;
 }
 
-// The TMA map of x (B, T, H, D) bf16 as a 4-d tensor (D, H, T, B), innermost first; a box is 64
-// columns of `rows` rows of one head (one 128-byte-swizzled panel); rows past T read as zeros.
-CUtensorMap tensor_map(const bf16* x, int B, int T, int H, int D, int rows, const char* name) {
-  CUtensorMap map;
-  const cuuint64_t dims[4] = {cuuint64_t(D), cuuint64_t(H), cuuint64_t(T), cuuint64_t(B)};
-  const cuuint64_t strides[3] = {cuuint64_t(D) * 2, cuuint64_t(H) * D * 2, cuuint64_t(T) * H * D * 2};  // bytes
-  const cuuint32_t box[4] = {64, 1, cuuint32_t(rows), 1};
-  const cuuint32_t steps[4] = {1, 1, 1, 1};
-  const CUresult r = tensor_map_encoder()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, const_cast<bf16*>(x), dims,
-                                          strides, box, steps, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                          CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                                          CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS)
-    throw Error(std::string("hopper attention: cuTensorMapEncodeTiled refused ") + name + " (B " + std::to_string(B) +
-                ", T " + std::to_string(T) + ", H " + std::to_string(H) + ", D " + std::to_string(D) + "): error " +
-                std::to_string(int(r)));
-  return map;
-}
-
 template <int D, Mode kMode, class TO>
 void launch(const HopperParams& hp, int B) {
   using L = Layout<D>;
@@ -542,6 +523,24 @@ void launch_d(const HopperParams& hp, int B, int D) {
 }
 
 }  // namespace
+
+// The TMA map of x (flash_params.cuh).
+CUtensorMap hopper_tensor_map(const bf16* x, int B, int T, int H, int D, int rows, const char* name) {
+  CUtensorMap map;
+  const cuuint64_t dims[4] = {cuuint64_t(D), cuuint64_t(H), cuuint64_t(T), cuuint64_t(B)};
+  const cuuint64_t strides[3] = {cuuint64_t(D) * 2, cuuint64_t(H) * D * 2, cuuint64_t(T) * H * D * 2};  // bytes
+  const cuuint32_t box[4] = {64, 1, cuuint32_t(rows), 1};
+  const cuuint32_t steps[4] = {1, 1, 1, 1};
+  const CUresult r = tensor_map_encoder()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, const_cast<bf16*>(x), dims,
+                                          strides, box, steps, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                          CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                          CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    throw Error(std::string("hopper attention: cuTensorMapEncodeTiled refused ") + name + " (B " + std::to_string(B) +
+                ", T " + std::to_string(T) + ", H " + std::to_string(H) + ", D " + std::to_string(D) + "): error " +
+                std::to_string(int(r)));
+  return map;
+}
 
 bool hopper_forward_available(std::string* why) {
   struct State {
@@ -576,9 +575,9 @@ void hopper_forward(Mode mode, FlashParams p, int B, int D, bool out_f32) {
     throw Error("hopper attention: T " + std::to_string(p.T) + " needs " + std::to_string(grid_y) +
                 " query-tile blocks, over the grid limit of 65535");
   HopperParams hp;
-  hp.q = tensor_map(p.q, B, p.T, p.Hq, D, kBM, "q");
-  hp.k = tensor_map(p.k, B, p.T, p.Hkv, D, kBN, "k");
-  hp.v = tensor_map(p.v, B, p.T, p.Hkv, D, kBN, "v");
+  hp.q = hopper_tensor_map(p.q, B, p.T, p.Hq, D, kBM, "q");
+  hp.k = hopper_tensor_map(p.k, B, p.T, p.Hkv, D, kBN, "k");
+  hp.v = hopper_tensor_map(p.v, B, p.T, p.Hkv, D, kBN, "v");
   hp.f = p;
   switch (mode) {
     case Mode::Plain:

@@ -2,6 +2,8 @@
 #include "kernels/cuda/norm.h"
 
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "kernels/cuda/common.cuh"
 
@@ -55,22 +57,27 @@ __global__ void rms_norm_backward_dx_kernel(int64_t C, const T* x, const T* gain
   }
 }
 
-// dgain_c += sum_n dy_nc x_nc r_n: a thread per column sums a chunk of rows in double and adds
-// it into a double buffer (double atomics); one rounding when the buffer is added to dgain.
+// dgain_c += sum_n dy_nc x_nc r_n in a fixed order (the same bits on every run): a thread per
+// column sums a chunk of rows in double into partial[chunk][c]; then the chunks are summed in
+// order, and rounded once when added to dgain.
 constexpr int kRowsPerChunk = 64;
 template <class T>
 __global__ void rms_norm_backward_dgain_kernel(int64_t N, int64_t C, const T* x, const float* inv_rms,
-                                               const T* dy, double* dgain_sum) {
+                                               const T* dy, double* partial) {
   const int64_t c = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;  // grid: (row chunks, column blocks)
   if (c >= C) return;
   const int64_t begin = int64_t(blockIdx.x) * kRowsPerChunk, end = min(N, begin + kRowsPerChunk);
   double acc = 0.0;
   for (int64_t n = begin; n < end; ++n) acc += double(to_float(dy[n * C + c])) * to_float(x[n * C + c]) * inv_rms[n];
-  atomicAdd(dgain_sum + c, acc);
+  partial[int64_t(blockIdx.x) * C + c] = acc;
 }
 
-template <class T> __global__ void add_double_kernel(int64_t n, const double* src, T* dst) {
-  SWIATTN_GRID_STRIDE_LOOP(i, n) dst[i] = from_double<T>(double(to_float(dst[i])) + src[i]);
+template <class T> __global__ void add_chunks_kernel(int64_t C, int64_t chunks, const double* partial, T* dgain) {
+  SWIATTN_GRID_STRIDE_LOOP(c, C) {
+    double sum = 0.0;
+    for (int64_t k = 0; k < chunks; ++k) sum += partial[k * C + c];
+    dgain[c] = from_double<T>(double(to_float(dgain[c])) + sum);
+  }
 }
 
 void rms_norm_backward(const Tensor& x, const Tensor& gain, const Tensor& inv_rms, const Tensor& dy,
@@ -84,12 +91,13 @@ void rms_norm_backward(const Tensor& x, const Tensor& gain, const Tensor& inv_rm
       SWIATTN_CUDA_CHECK_LAUNCH("rms_norm_backward_dx");
     }
     if (dgain.defined()) {
-      const Tensor sum = Tensor::zeros({C}, DType::F64, Device::CUDA);
-      const dim3 grid(static_cast<unsigned>((N + kRowsPerChunk - 1) / kRowsPerChunk),
-                      static_cast<unsigned>((C + kRowThreads - 1) / kRowThreads));
-      rms_norm_backward_dgain_kernel<<<grid, kRowThreads>>>(N, C, ptr<T>(x), ptr<float>(inv_rms), ptr<T>(dy), ptr<double>(sum));
+      const int64_t chunks = (N + kRowsPerChunk - 1) / kRowsPerChunk;
+      const Tensor partial = Tensor::empty({chunks, C}, DType::F64, Device::CUDA);  // every element written
+      const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>((C + kRowThreads - 1) / kRowThreads));
+      rms_norm_backward_dgain_kernel<<<grid, kRowThreads>>>(N, C, ptr<T>(x), ptr<float>(inv_rms), ptr<T>(dy),
+                                                            ptr<double>(partial));
       SWIATTN_CUDA_CHECK_LAUNCH("rms_norm_backward_dgain");
-      add_double_kernel<<<grid_for(C), kThreads>>>(C, ptr<double>(sum), ptr<T>(dgain));
+      add_chunks_kernel<<<grid_for(C), kThreads>>>(C, chunks, ptr<double>(partial), ptr<T>(dgain));
       SWIATTN_CUDA_CHECK_LAUNCH("rms_norm_backward_dgain_add");
     }
   });
@@ -149,10 +157,19 @@ __global__ void embedding_forward_kernel(int64_t n, int64_t C, const int32_t* id
   SWIATTN_GRID_STRIDE_LOOP(i, n) out[i] = weight[int64_t(ids[i / C]) * C + i % C];
 }
 
+// out[n] = weight[ids[n]]  =>  dweight[ids[n]] += sum of dout[n] over the positions n with that id.
+// The positions are grouped by id on the host (a counting sort, so ascending within an id):
+// rows[u] is the u-th distinct id, its positions order[start[u]] .. order[start[u + 1] - 1].
+// Block (u, column chunk): a thread per column sums its id's positions in that order in float32,
+// then adds once into dweight: no atomics, the same bits on every run.
 template <class T>
-__global__ void embedding_backward_kernel(int64_t n, int64_t C, const int32_t* ids, const T* dout, float* dweight) {
-  // out[n] = weight[ids[n]]  =>  dweight[ids[n]] += dout[n]  (repeated ids: atomics)
-  SWIATTN_GRID_STRIDE_LOOP(i, n) atomicAdd(dweight + int64_t(ids[i / C]) * C + i % C, to_float(dout[i]));
+__global__ void embedding_backward_kernel(int64_t C, const int32_t* rows, const int32_t* start, const int32_t* order,
+                                          const T* dout, T* dweight) {
+  const int64_t u = blockIdx.x, c = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  float acc = 0.0f;
+  for (int32_t k = start[u]; k < start[u + 1]; ++k) acc += to_float(dout[int64_t(order[k]) * C + c]);
+  add_to(dweight, int64_t(rows[u]) * C + c, acc);
 }
 
 void embedding_forward(const Tensor& ids, const Tensor& weight, const Tensor& out) {
@@ -172,16 +189,39 @@ void embedding_forward(const Tensor& ids, const Tensor& weight, const Tensor& ou
 }
 
 void embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dweight) {
-  const int64_t C = dweight.dim(1);
-  if (dout.numel() == 0) return;
-  const Tensor dev = ids_on_device(ids);
-  ScatterTarget target(dweight);
+  const int64_t V = dweight.dim(0), C = dweight.dim(1);
+  if (dout.numel() == 0 || C == 0) return;
+  if (dout.dtype() != dweight.dtype())
+    throw Error(std::string("embedding: gradient dtypes differ: dout ") + dtype_name(dout.dtype()) + ", dweight " +
+                dtype_name(dweight.dtype()));
+  // Group the positions by id (counting sort): [rows (U) | start (U + 1) | order (N)] in one upload.
+  const std::vector<int32_t> id = ids.to_ints();  // on the host already when the loader made them
+  const int64_t N = static_cast<int64_t>(id.size());
+  if (N >= (int64_t(1) << 31)) throw Error("embedding: 2^31 or more positions are not supported on CUDA");
+  std::vector<int32_t> begin(size_t(V) + 1, 0);  // begin[v]: where id v's positions start in `order`
+  for (int64_t n = 0; n < N; ++n) {
+    if (id[n] < 0 || id[n] >= V)
+      throw Error("embedding: token id " + std::to_string(id[n]) + " at position " + std::to_string(n) +
+                  " is outside the vocabulary [0, " + std::to_string(V) + ")");
+    ++begin[size_t(id[n]) + 1];
+  }
+  for (int64_t v = 0; v < V; ++v) begin[size_t(v) + 1] += begin[size_t(v)];
+  std::vector<int32_t> packed;  // rows, then start, then order
+  for (int64_t v = 0; v < V; ++v)
+    if (begin[size_t(v) + 1] > begin[size_t(v)]) packed.push_back(int32_t(v));
+  const int64_t U = static_cast<int64_t>(packed.size());
+  for (int64_t u = 0; u < U; ++u) packed.push_back(begin[size_t(packed[size_t(u)])]);
+  packed.push_back(int32_t(N));
+  packed.resize(size_t(2 * U + 1 + N));
+  for (int64_t n = 0; n < N; ++n) packed[size_t(2 * U + 1 + begin[size_t(id[n])]++)] = int32_t(n);  // ascending n
+  const Tensor dev = Tensor::from_ints(packed, {int64_t(packed.size())}).to_device();
+  const int32_t* base = ptr<int32_t>(dev);
   dispatch(dout.dtype(), "embedding", [&](auto zero) {
     using T = decltype(zero);
-    embedding_backward_kernel<<<grid_for(dout.numel()), kThreads>>>(dout.numel(), C, ptr<int32_t>(dev), ptr<T>(dout), target.data());
+    const dim3 grid(unsigned(U), unsigned((C + kRowThreads - 1) / kRowThreads));
+    embedding_backward_kernel<<<grid, kRowThreads>>>(C, base, base + U, base + 2 * U + 1, ptr<T>(dout), ptr<T>(dweight));
     SWIATTN_CUDA_CHECK_LAUNCH("embedding_backward");
   });
-  target.finish();
 }
 
 }  // namespace swiattn::cuda

@@ -23,7 +23,8 @@ SWIATTN_CUDA_FUNCTION(void rope_apply(const Tensor& x, double base, int64_t posi
                                       bool accumulate))
 
 // out[n, :] = weight[ids[n], :]; ids int32 on either device (checked on the host: an id
-// outside [0, V) throws Error as on the CPU). The backward scatter-adds with float32 atomics.
+// outside [0, V) throws Error as on the CPU). The backward groups the positions by id on the
+// host and sums each id's rows in position order (no atomics: the same bits on every run).
 SWIATTN_CUDA_FUNCTION(void embedding_forward(const Tensor& ids, const Tensor& weight, const Tensor& out))
 SWIATTN_CUDA_FUNCTION(void embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dweight))
 

