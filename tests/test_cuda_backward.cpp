@@ -244,6 +244,7 @@ struct Score {
   int failed = 0, parts = 0;
 };
 // err / bound per part: bound = 2 ctrl + 1e-2 max(norm, 0.1 x the part's share of the whole norm)
+// (an all-zero reference: 2 ctrl + 1e-2, absolute)
 Score score_parts(const std::vector<double>& x, const std::vector<double>& truth, const std::vector<double>& ctrl,
                   const Parts& parts) {
   const size_t n_parts = parts.names.size();
@@ -263,7 +264,10 @@ Score score_parts(const std::vector<double>& x, const std::vector<double>& truth
     if (cnt[k] == 0) continue;
     ++s.parts;
     const double floor = 0.1 * std::sqrt(total * cnt[k] / double(x.size()));
-    const double bound = 2 * std::sqrt(c[k]) + 1e-2 * std::max(std::sqrt(nrm[k]), floor) + 1e-30;
+    // An all-zero reference (e.g. dq and dk at T = 1: one key, no score gradient) is compared in
+    // absolute terms, as rel_error does for the whole tensor.
+    const double scale = total > 0 ? std::max(std::sqrt(nrm[k]), floor) : 1.0;
+    const double bound = 2 * std::sqrt(c[k]) + 1e-2 * scale + 1e-30;
     const double r = std::isfinite(e[k]) ? std::sqrt(e[k]) / bound : INFINITY;
     if (!(r <= 1.0)) ++s.failed;
     if (!(r <= s.ratio)) s.ratio = r, s.where = parts.names[k];
