@@ -52,7 +52,10 @@ size_t curriculum_stage_at(const std::vector<CurriculumStage>& stages, int64_t s
 // then equal those of an uninterrupted run bit for bit (same thread count). On CUDA they agree to
 // rounding, not bit for bit (float atomics in some backward kernels sum in varying order).
 // train.device "cuda" trains on the GPU (train.dtype "bfloat16": mixed precision).
+// overwrite = true lets a fresh run replace a run already in out_dir (train/run_folder.h; without
+// it such a folder is refused); the old run is removed only once the new one starts. A resumed
+// run that has already reached train.steps does nothing and writes nothing.
 TrainSummary run_training(const Config& config, const std::string& out_dir, std::ostream& log,
-                          bool resume = false);
+                          bool resume = false, bool overwrite = false);
 
 }  // namespace swiattn
