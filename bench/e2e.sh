@@ -36,7 +36,7 @@ for dtype in $DTYPES; do
     --set train.steps=$TOTAL --set train.warmup_steps=$WARMUP --set train.log_interval=$WARMUP \
     --set train.eval_interval=$TOTAL --set train.eval_batches=1 --set train.sample_tokens=0 >"$cfg"
   echo "== $dtype: ours ($BIN train --device cuda, $TOTAL steps) ==" >&2
-  "$BIN" train --config "$cfg" --out "$OUT/ours-$dtype" >"$OUT/ours-$dtype.log" 2>&1 ||
+  "$BIN" train --config "$cfg" --out "$OUT/ours-$dtype" --overwrite >"$OUT/ours-$dtype.log" 2>&1 ||
     { tail -20 "$OUT/ours-$dtype.log" >&2; exit 1; }
   grep '^step' "$OUT/ours-$dtype.log" >&2 || true
   ours=$(python3 - "$OUT/ours-$dtype/metrics.jsonl" "$WARMUP" <<'PY'

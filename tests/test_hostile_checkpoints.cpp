@@ -16,6 +16,7 @@
 
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
+#include "tensor/random.h"
 #include "tests/cli_test_util.h"
 #include "tests/test_util.h"
 #include "train/train_state.h"
@@ -60,7 +61,14 @@ void write_run_folder(const fs::path& out, const Config& config, uint64_t seed =
   state.step = 0;  // the optimizer has taken no step: steps_taken = step - skipped
   state.initial_val_loss = state.last_val_loss = 5.5;
   state.last_val_ratios = {0.5};
+  state.loader_rng_seed = derive_seed(config.train.seed, 1);  // what the trainer's loader starts from
   save_training_checkpoint(out.string(), model, config, optimizer, state);
+  // As a checkpoint written before train.keep_checkpoints existed: readers keep a missing key's
+  // default, and an older build (SWIATTN_CLI, to see these cases fail before their fixes) reads it.
+  const fs::path run_config = out / "checkpoint" / "run_config.json";
+  json j = json::parse(read_bytes(run_config.string()));
+  j["train"].erase("keep_checkpoints");
+  write_bytes(run_config.string(), j.dump(2));
 }
 
 std::string nested_arrays(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
@@ -102,12 +110,20 @@ TEST_CASE("hostile: corrupted checkpoint JSON gives one error line from generate
   const Config run = small_run();
   const fs::path pristine = dir.path / "pristine";
   write_run_folder(pristine, run);
-  const std::string deep = "\"x\": " + nested_arrays(200000);
+  // A value nested 200,000 deep in place of a known key's (the reader's message about its type
+  // once dumped it recursively).
+  auto deepen = [](const std::string& key) {
+    return [key](const std::string& text) {
+      const size_t at = text.find("\"" + key + "\": ");
+      const size_t value = at + key.size() + 4, end = text.find_first_of(",\n}", value);
+      return text.substr(0, value) + nested_arrays(200000) + text.substr(end);
+    };
+  };
   const std::vector<CheckpointCase> cases = {
-      {"config.json nested 200,000 deep", "config.json", append_member(deep), "nested deeper than 16 levels"},
-      {"trainer_state.json nested 200,000 deep", "trainer_state.json", append_member(deep), "nested deeper than 16 levels",
+      {"config.json nested 200,000 deep", "config.json", deepen("sliding_window"), "nested deeper than 16 levels"},
+      {"trainer_state.json nested 200,000 deep", "trainer_state.json", deepen("step"), "nested deeper than 16 levels",
        false, false, true},
-      {"run_config.json nested 200,000 deep", "run_config.json", append_member(deep), "nested deeper than 16 levels"},
+      {"run_config.json nested 200,000 deep", "run_config.json", deepen("sliding_window"), "nested deeper than 16 levels"},
       {"a key twice in config.json", "config.json", append_member("\"hidden_size\": 16"), "duplicate key \"hidden_size\"",
        true, false, false},
       {"a key twice in trainer_state.json", "trainer_state.json", append_member("\"step\": 4"), "duplicate key \"step\"",

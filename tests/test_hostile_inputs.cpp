@@ -30,6 +30,7 @@
 #include "tests/cli_test_util.h"
 #include "tests/test_util.h"
 #include "train/config.h"
+#include "train/train_state.h"
 
 namespace swiattn {
 namespace {
@@ -561,6 +562,24 @@ TEST_CASE("hostile: the fuzzers' seed corpora are valid inputs") {
     CHECK(outcome_of([&] { validate_config(load_config_file(file.string())); }) == "");
   }
   CHECK(files_in(corpus + "/tokenizer").size() >= 5);
+  // Checkpoint JSON seeds: config*.json, run_config.json and trainer_state*.json that their readers
+  // accept (against fuzz_checkpoint_json's run: default sizes, layers full and switch).
+  Config run;
+  run.model.num_hidden_layers = 2;
+  run.model.layer_types = {"full", "switch"};
+  const auto checkpoint_seeds = files_in(corpus + "/checkpoint_json");
+  CHECK(checkpoint_seeds.size() >= 5);
+  for (const fs::path& file : checkpoint_seeds) {
+    CAPTURE(file.string());
+    const std::string name = file.filename().string();
+    const json j = json::parse(read_bytes(file.string()));
+    if (name.rfind("trainer_state", 0) == 0)
+      CHECK(outcome_of([&] { validate_training_state(training_state_from_json(j, name), run, name); }) == "");
+    else if (name == "run_config.json")
+      CHECK(outcome_of([&] { validate_config(load_config_file(file.string())); }) == "");
+    else
+      CHECK(outcome_of([&] { model_config_from_hf_json(j, name).validate(); }) == "");
+  }
 }
 
 }  // namespace

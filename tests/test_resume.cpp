@@ -258,6 +258,36 @@ TEST_CASE("reliability: a non-finite step stops the run naming where it began, o
   CHECK(skip_log.find("3 batches skipped for non-finite values") != std::string::npos);
 }
 
+// REGRESSION (issue 17): the guard checked gradients, not the weights the optimizer step leaves:
+// with a learning rate of 1e39 every float32 weight became infinite in the last step and that
+// checkpoint was saved as the last good one (exit 0). Now the save refuses it, and a later step
+// stops at the weights, naming them.
+TEST_CASE("reliability: weights made infinite by the optimizer step are never saved") {
+  Scratch s;
+  const std::string config = "train --config " + (s.dir / "tiny.json").string() +
+                             " --set train.learning_rate=1e39 --set train.min_learning_rate=1e39";
+  // One step, then the save (the controller off: with it on, the check before the controller,
+  // which scores tokens with the updated routers, stops the run first, as in the second run).
+  CHECK(run_cli("", config + " --set train.steps=1 --set reg.controller=off --out " + (s.dir / "one").string(),
+                s.dir / "one.log") == 1);
+  std::string log = read_bytes(s.dir / "one.log");
+  INFO(log);
+  CHECK(log.find("checkpoint: not saving step 1: non-finite values (NaN or infinity) in the weights of ") != std::string::npos);
+  CHECK(log.find("there is no earlier checkpoint") != std::string::npos);
+  CHECK_FALSE(fs::exists(s.dir / "one/checkpoint"));
+  CHECK(run_cli("", config + " --set train.on_nonfinite=skip --out " + (s.dir / "more").string(), s.dir / "more.log") == 1);
+  log = read_bytes(s.dir / "more.log");
+  CHECK(log.find("non-finite values in the weights of layers.0.attn.router.weight after the optimizer step of step 1") !=
+        std::string::npos);
+  CHECK(log.find("cannot be skipped like a batch") != std::string::npos);
+  CHECK_FALSE(fs::exists(s.dir / "more/checkpoint"));
+  // Without the controller the weights are checked at the next step, in the gradient guard's pass.
+  CHECK(run_cli("", config + " --set reg.controller=off --set train.warmup_steps=0 --out " + (s.dir / "guard").string(),
+                s.dir / "guard.log") == 1);
+  log = read_bytes(s.dir / "guard.log");
+  CHECK(log.find("non-finite values in the weights of embed.weight after the optimizer step of step 1") != std::string::npos);
+}
+
 TEST_CASE("reliability: first_nonfinite names the first layer whose output is not finite") {
   ModelConfig c = testing::tiny_model_config();
   c.num_hidden_layers = 3;

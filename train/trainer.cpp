@@ -304,6 +304,9 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
     const Tensor loss_tensor = loss.value();  // () on the model's device; read when logged
     optimizer.step(lr);
     double controller_delta = 0.0;
+    if (has_switch && config.reg.controller != "off")  // it scores tokens with the updated routers: check them first
+      if (const std::string broken = first_nonfinite_state(model.parameters(), nullptr); !broken.empty())
+        throw nonfinite_weights_error(broken, step + 1, out_dir);
     if (has_switch) controller_delta = apply_ratio_controller(model, forward.routing, config.reg);  // [R] controller
     state.router_bias_shift += controller_delta;
     state.tokens_trained += B * T;
