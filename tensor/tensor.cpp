@@ -9,7 +9,6 @@
 #include <type_traits>
 
 #include "kernels/cuda/allocator.h"
-#include "tensor/checked_math.h"
 #include "kernels/cuda/copy.h"
 #include "tensor/random.h"
 
@@ -122,8 +121,9 @@ Storage::~Storage() {
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   for (int64_t d : shape)
     if (d < 0) throw Error("tensor: negative dimension in shape " + shape_str(shape));
-  const int64_t bytes = checked_mul(shape_numel(shape), static_cast<int64_t>(dtype_size(dtype)),
-                                    "tensor: bytes of shape " + shape_str(shape));
+  int64_t bytes;  // checked, never wrapped around; the message is built only when it is needed
+  if (__builtin_mul_overflow(shape_numel(shape), static_cast<int64_t>(dtype_size(dtype)), &bytes))
+    throw Error("tensor: the bytes of shape " + shape_str(shape) + " do not fit in 64 bits");
   Tensor t;
   t.shape_ = shape;
   t.dtype_ = dtype;

@@ -180,8 +180,9 @@ TEST_CASE("hostile: corrupted checkpoint JSON gives one error line from generate
 }
 
 // Sets the first `count` elements (all when count < 0) of one tensor of a checkpoint to NaN.
-void poison_weights(const fs::path& checkpoint, const std::string& name, int64_t count = -1) {
-  const std::string weights = (checkpoint / "model.safetensors").string();
+void poison_weights(const fs::path& checkpoint, const std::string& name, int64_t count = -1,
+                    const char* file = "model.safetensors") {
+  const std::string weights = (checkpoint / file).string();
   SafetensorsFile f = read_safetensors(weights);
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (const std::string& n : f.names) {
@@ -224,6 +225,12 @@ TEST_CASE("hostile: NaN weights make generate and eval exit 1, also with --allow
     fs::remove_all(out);
     write_run_folder(out, small_run());
   }
+  // NaN moments: a resume is refused before its first step (it used to turn the weights into NaN
+  // and, at the next save, replace the good checkpoint with them).
+  poison_weights(out / "checkpoint", "v.layers.0.mlp.up_proj.weight", -1, "optimizer.safetensors");
+  check_one_error_line(run_cli({"train", "--resume", out.string()}, dir), "swiattn train: error: ",
+                       "tensor \"v.layers.0.mlp.up_proj.weight\" holds 96 non-finite values");
+  CHECK(linked_checkpoint_step(out.string()) == 0);
   // A NaN that the outputs never meet (an untied embedding's row for byte 0, which neither the
   // prompt, the greedy text nor the held-out text holds): the commands run and print, then exit 1.
   Config untied = small_run();
@@ -239,7 +246,8 @@ TEST_CASE("hostile: NaN weights make generate and eval exit 1, also with --allow
   CHECK(contains(gen.output, "non-finite values in the weights of embed.weight (loaded with --allow-nonfinite): "
                              "the text above comes from a broken model"));
   const CliResult eval = run_cli({"eval", "--checkpoint", out.string(), "--out", dir.file("eval2"), "--allow-nonfinite",
-                                  "--set", "eval.passkey_trials=1", "--set", "eval.mqar_trials=1", "--set", "eval.batches=1"}, dir);
+                                  "--set", "eval.passkey_trials=1", "--set", "eval.mqar_trials=1", "--set", "eval.batches=1",
+                                  "--set", "eval.decode_tokens=8"}, dir);
   INFO(shown(eval.output));
   CHECK(eval.status == 1);
   CHECK(contains(eval.output, "but computed with non-finite values in the weights of embed.weight"));
