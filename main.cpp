@@ -27,8 +27,11 @@
 #include "eval/cli.h"
 #include "model/checkpoint.h"
 #include "model/decode.h"
+#include "model/memory_estimate.h"
 #include "tensor/random.h"
 #include "train/config.h"
+#include "train/nonfinite.h"
+#include "train/run_folder.h"
 #include "train/trainer.h"
 
 namespace {
@@ -54,7 +57,9 @@ constexpr const char* kUsage =
     "  --device cpu|cuda       where to train (= --set train.device=...); on cuda, --set\n"
     "                          train.dtype=bfloat16 is mixed precision (float32 master weights)\n"
     "  --print-config          print the resolved configuration as JSON and exit\n"
-    "  --resume DIR            continue the run in DIR from DIR/checkpoint (bit-exact on the CPU)\n"
+    "  --resume DIR            continue the run in DIR from DIR/checkpoint (bit-exact on the CPU);\n"
+    "                          --set train.steps=N extends it (no --out: the run stays in DIR)\n"
+    "  --overwrite             let --out replace a run already in that folder (refused without it)\n"
     "\n"
     "options for eval (docs/eval.md):\n"
     "  swiattn eval --checkpoint DIR --out DIR [--set eval.KEY=VAL]... [--device cpu|cuda]\n"
@@ -76,14 +81,15 @@ constexpr const char* kUsage =
     "  --seed N                (default 0)\n"
     "  --device cpu|cuda       where the model and its KV cache live (default cpu)\n"
     "  --dtype float32|float64|bfloat16  compute dtype (default: the checkpoint's train.dtype;\n"
-    "                          float64 on the cpu only, bfloat16 on cuda only)\n";
+    "                          float64 on the cpu only, bfloat16 on cuda only)\n"
+    "  --allow-nonfinite       load weights holding NaN or infinity (refused by default; also eval)\n";
 
 using swiattn::UsageError;
 
 int run_train(const std::vector<std::string>& args) {
   std::string config_path, out_dir = "runs/train", resume_dir;
   std::vector<std::string> overrides;
-  bool print_config = false;
+  bool print_config = false, out_given = false, overwrite = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> const std::string& {
@@ -92,7 +98,8 @@ int run_train(const std::vector<std::string>& args) {
     };
     if (a == "--config") config_path = value();
     else if (a == "--set") overrides.push_back(value());
-    else if (a == "--out") out_dir = value();
+    else if (a == "--out") out_dir = value(), out_given = true;
+    else if (a == "--overwrite") overwrite = true;
     else if (a == "--init-from") overrides.push_back("train.init_from=" + value());
     else if (a == "--print-config") print_config = true;
     else if (a == "--device") overrides.push_back("train.device=" + value());
@@ -100,10 +107,12 @@ int run_train(const std::vector<std::string>& args) {
     else throw UsageError("unknown option for train: " + a);
   }
   if (!resume_dir.empty()) {
-    // The run continues with the configuration it was started with, in its own folder.
-    if (!config_path.empty() || !overrides.empty())
-      throw UsageError("--resume continues a run with its own configuration: drop --config, --set, --init-from, --device");
-    const swiattn::Config config = swiattn::read_checkpoint_run_config(resume_dir + "/checkpoint");
+    // The run continues with the configuration it was started with, in its own folder
+    // (train/run_folder.h: of --set only train.steps and train.keep_checkpoints).
+    if (out_given) throw UsageError("--resume DIR continues the run in its own folder DIR: drop --out");
+    if (!config_path.empty() || overwrite)
+      throw UsageError("--resume continues a run with its own configuration: drop --config and --overwrite");
+    const swiattn::Config config = swiattn::resume_config(resume_dir, overrides);
     swiattn::run_training(config, resume_dir, std::cout, true);
     return 0;
   }
@@ -114,7 +123,7 @@ int run_train(const std::vector<std::string>& args) {
     std::cout << swiattn::config_to_json(config).dump(2) << "\n";
     return 0;
   }
-  swiattn::run_training(config, out_dir, std::cout);
+  swiattn::run_training(config, out_dir, std::cout, /*resume=*/false, overwrite);
   return 0;
 }
 
@@ -132,7 +141,8 @@ int run_demo(const std::vector<std::string>& args) {
   full.train.steps = 300;
   full.train.sample_tokens = 0;
   std::cout << "== stage 1/2: pretrain FullAttn ==\n";
-  const auto pretrain = swiattn::run_training(full, out_dir + "/full", std::cout);
+  // The demo replaces its own earlier output (overwrite).
+  const auto pretrain = swiattn::run_training(full, out_dir + "/full", std::cout, false, true);
 
   swiattn::Config swi = full;
   swi.model.layer_types.assign(static_cast<size_t>(swi.model.num_hidden_layers), "switch");
@@ -143,7 +153,7 @@ int run_demo(const std::vector<std::string>& args) {
   swi.train.min_learning_rate = 1e-4;
   swi.train.sample_tokens = 200;
   std::cout << "\n== stage 2/2: convert to SwiAttn and continue training ==\n";
-  const auto cpt = swiattn::run_training(swi, out_dir + "/swiattn", std::cout);
+  const auto cpt = swiattn::run_training(swi, out_dir + "/swiattn", std::cout, false, true);
 
   std::cout << std::fixed << std::setprecision(4) << "\n== summary (validation loss, nats/token; unigram entropy "
             << pretrain.unigram_entropy << ") ==\n"
@@ -197,7 +207,7 @@ int run_generate(const std::vector<std::string>& args) {
   int64_t new_tokens = 200;
   swiattn::SamplingOptions sampling;
   uint64_t seed = 0;
-  bool have_prompt = false;
+  bool have_prompt = false, allow_nonfinite = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> const std::string& {
@@ -214,6 +224,7 @@ int run_generate(const std::vector<std::string>& args) {
     else if (a == "--seed") seed = parse_number<uint64_t>(a, value());
     else if (a == "--device") device_arg = value();
     else if (a == "--dtype") dtype_arg = value();
+    else if (a == "--allow-nonfinite") allow_nonfinite = true;
     else throw UsageError("unknown option for generate: " + a);
   }
   if (dir.empty()) throw UsageError("generate needs --checkpoint DIR");
@@ -228,8 +239,12 @@ int run_generate(const std::vector<std::string>& args) {
   const std::vector<std::string> texts = prompts_file.empty() ? std::vector<std::string>{prompt_text}
                                                               : read_prompts_file(prompts_file);
   const std::string ckpt = swiattn::resolve_checkpoint_dir(dir, "generate");
-  const swiattn::Config run = swiattn::read_checkpoint_run_config(ckpt);
-  const swiattn::ModelConfig config = swiattn::read_checkpoint_model_config(ckpt);
+  const swiattn::CheckpointConfigs configs = swiattn::read_checkpoint_configs(ckpt);  // checked against each other
+  const swiattn::Config& run = configs.run;
+  const swiattn::ModelConfig& config = configs.model;
+  if (new_tokens > config.max_position_embeddings)  // also keeps prompt length + new_tokens far from overflow
+    throw swiattn::Error("--tokens " + std::to_string(new_tokens) + " exceeds the model's max_position_embeddings " +
+                         std::to_string(config.max_position_embeddings));
   const swiattn::Device device = device_arg == "cuda" ? swiattn::Device::CUDA : swiattn::Device::CPU;
   // The compute dtype: --dtype, else the checkpoint's train.dtype as far as the device has it.
   std::string dtype_name = dtype_arg.empty() ? run.train.dtype : dtype_arg;
@@ -240,7 +255,9 @@ int run_generate(const std::vector<std::string>& args) {
   if (dtype_name == "float64" && device == swiattn::Device::CUDA) throw UsageError("--dtype float64 runs on the cpu only");
   if (dtype_name == "bfloat16" && device == swiattn::Device::CPU) throw UsageError("--dtype bfloat16 runs on cuda only");
   swiattn::Transformer model(config, dtype_name == "float64" ? swiattn::DType::F64 : swiattn::DType::F32, 0);
-  swiattn::load_model_weights(ckpt, model);
+  swiattn::load_model_weights(ckpt, model, nullptr, nullptr, allow_nonfinite);
+  // --allow-nonfinite shows what a broken model does; the exit status still says it is broken.
+  const std::string broken = allow_nonfinite ? swiattn::first_nonfinite_state(model.parameters(), nullptr) : "";
   if (device == swiattn::Device::CUDA) model.to(device);
   if (dtype_name == "bfloat16") model.set_compute_dtype(swiattn::DType::BF16);
 
@@ -253,6 +270,8 @@ int run_generate(const std::vector<std::string>& args) {
     longest = std::max(longest, prompts.back().size());
   }
   const int64_t reach = static_cast<int64_t>(longest) + new_tokens;  // the last position generated, + 1
+  swiattn::require_memory_fits(swiattn::estimate_memory(config, model.dtype(), false, static_cast<int64_t>(prompts.size()),
+                                                        reach, "prompts x (prompt + --tokens)"), device, "generate");
   if (reach > run.train.seq_len)
     std::cerr << "warning: generation reaches " << reach << " tokens, past the trained context (train.seq_len = "
               << run.train.seq_len << "); positions beyond it were never trained and the text may degrade\n";
@@ -284,6 +303,8 @@ int run_generate(const std::vector<std::string>& args) {
       std::cerr << " " << stats.decoded_full_attention_ratio(l, static_cast<int64_t>(s));
     std::cerr << "\n";
   }
+  if (!broken.empty())
+    throw swiattn::Error("non-finite values in " + broken + " (loaded with --allow-nonfinite): the text above comes from a broken model");
   return 0;
 }
 

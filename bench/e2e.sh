@@ -90,7 +90,7 @@ ours() {
   shift 2
   local dir="$OUT/$name-$dtype"
   echo "== $dtype: $name ($BIN train --device cuda, $TOTAL steps) ==" >&2
-  timeout -k 10 "$RUN_TIMEOUT" "$BIN" train --config "$OUT/config-$dtype.json" "$@" --out "$dir" >"$dir.log" 2>&1
+  timeout -k 10 "$RUN_TIMEOUT" "$BIN" train --config "$OUT/config-$dtype.json" "$@" --out "$dir" --overwrite >"$dir.log" 2>&1
   local rc=$?
   if [ "$rc" != 0 ]; then
     tail -5 "$dir.log" >&2

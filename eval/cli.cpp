@@ -1,5 +1,5 @@
 // eval/cli.cpp: the command line of `swiattn eval` (main.cpp dispatches here):
-//   swiattn eval --checkpoint DIR --out DIR [--set eval.key=value]... [--device cpu|cuda]
+//   swiattn eval --checkpoint DIR --out DIR [--set eval.key=value]... [--device cpu|cuda] [--allow-nonfinite]
 //   swiattn eval table --out FILE.md NAME=EVAL_DIR[,EVAL_DIR...] [NAME=... ...]
 //     (several folders in one row: one per training seed, shown as mean +- std)
 #include "eval/cli.h"
@@ -68,6 +68,7 @@ int run_eval_command(const std::vector<std::string>& args) {
     else if (a == "--out") out = value();
     else if (a == "--set") overrides.push_back(value());
     else if (a == "--device") overrides.push_back("eval.device=" + value());
+    else if (a == "--allow-nonfinite") config.allow_nonfinite = true;
     else throw UsageError("unknown option for eval: " + a);
   }
   if (checkpoint.empty()) throw UsageError("eval needs --checkpoint DIR");

@@ -9,7 +9,11 @@
 
 #include "autograd/autograd.h"
 #include "model/decode.h"
+#include "io/json_reader.h"
 #include "model/kv_cache.h"
+#include "train/nonfinite.h"
+#include "tensor/checked_math.h"
+#include "train/config_bounds.h"
 
 namespace swiattn {
 
@@ -19,10 +23,12 @@ using json = nlohmann::json;
 
 // ---- eval.* overrides ----
 
-int64_t as_int(const json& v, const std::string& key, int64_t min) {
-  if (!v.is_number_integer()) throw Error("--set " + key + ": must be an integer, got " + v.dump());
+// An integer in [min, max] (64-bit, checked before anything narrows it: tensor/checked_math.h).
+int64_t as_int(const json& v, const std::string& key, int64_t min, int64_t max = kMaxSize) {
+  if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)))
+    throw Error("--set " + key + ": must be an integer, got " + v.dump(-1, ' ', false, json::error_handler_t::replace).substr(0, 80));
   const int64_t x = v.get<int64_t>();
-  if (x < min) throw Error("--set " + key + ": must be >= " + std::to_string(min) + ", got " + std::to_string(x));
+  require_size("--set " + key, x, min, max);
   return x;
 }
 
@@ -34,11 +40,12 @@ void apply_eval_override(EvalConfig& c, const std::string& assignment) {
   const std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
   if (key.rfind("eval.", 0) != 0)
     throw Error("--set " + key + ": swiattn eval takes eval.* keys only (the model and data come from the checkpoint)");
-  const json v = json::parse(text, nullptr, false);
+  // JSON through the one strict parser (bounded depth, no duplicate keys); other text is a string.
+  const json v = json::accept(text) ? parse_json_strict(text, "--set " + key + ": ") : json(json::value_t::discarded);
   const bool parsed = !v.is_discarded();
   auto str = [&]() { return parsed && v.is_string() ? v.get<std::string>() : text; };
   const std::string k = key.substr(5);
-  if (k == "seed") c.seed = static_cast<uint64_t>(as_int(parsed ? v : json(text), key, 0));
+  if (k == "seed") c.seed = static_cast<uint64_t>(as_int(parsed ? v : json(text), key, 0, INT64_MAX));
   else if (k == "batches") c.batches = as_int(parsed ? v : json(text), key, 1);
   else if (k == "batch_size") c.batch_size = as_int(parsed ? v : json(text), key, 1);
   else if (k == "passkey_trials") c.passkey_trials = as_int(parsed ? v : json(text), key, 1);
@@ -46,7 +53,7 @@ void apply_eval_override(EvalConfig& c, const std::string& assignment) {
   else if (k == "mqar_pairs") c.mqar_pairs = as_int(parsed ? v : json(text), key, 0);
   else if (k == "mqar_trials") c.mqar_trials = as_int(parsed ? v : json(text), key, 1);
   else if (k == "decode_tokens") c.decode_tokens = as_int(parsed ? v : json(text), key, 0);
-  else if (k == "threads") c.threads = as_int(parsed ? v : json(text), key, 0);
+  else if (k == "threads") c.threads = as_int(parsed ? v : json(text), key, 0, kMaxThreads);
   else if (k == "cache_dir") c.cache_dir = str();
   else if (k == "device") {
     c.device = str();
@@ -155,6 +162,14 @@ HeldOutResult evaluate_held_out(const Transformer& model, const std::vector<std:
     const Tensor in = model.device() == Device::CPU ? inputs : inputs.to(model.device());
     const Tensor tg = model.device() == Device::CPU ? targets : targets.to(model.device());
     const ForwardResult f = model.forward_with_routing(in, false);
+    // A broken model must not produce normal-looking numbers: logits (and with them every loss)
+    // and router logits (with them every route and efficiency figure) must be finite.
+    if (!all_finite(f.logits.value()))
+      throw Error("eval: the model's logits hold NaN or infinity on held-out text: its weights are broken; nothing is reported");
+    for (const LayerRouting& routing : f.routing)
+      if (!all_finite(routing.logit.value()))
+        throw Error("eval: the router logits of layer " + std::to_string(routing.layer) +
+                    " hold NaN or infinity on held-out text: its weights are broken; nothing is reported");
     Tensor per_token;
     next_token_loss(f.logits, tg, &per_token);  // (B * T)
     const std::vector<double> nll = per_token.to_vector();

@@ -37,6 +37,8 @@ struct EvalConfig {
   int64_t threads = 0;                   // OpenMP threads; 0 = all cores
   std::string cache_dir;                 // "": the checkpoint's data.cache_dir
   std::string device = "cpu";            // "cpu" | "cuda"
+  bool allow_nonfinite = false;          // --allow-nonfinite: load weights holding NaN or infinity (not an
+                                         // eval.* key; the evaluation still refuses non-finite outputs)
 };
 
 // Applies "eval.key=value" (the value parsed as JSON when it parses, else taken as a string).
@@ -56,7 +58,8 @@ struct HeldOutResult {
   std::vector<Routes> routes;  // (R) routes (L, T) of each row
   double mean_loss() const;    // mean of nll
 };
-// Every (inputs, targets) batch (B, T) int32 through forward_with_routing, no gradients.
+// Every (inputs, targets) batch (B, T) int32 through forward_with_routing, no gradients. Throws
+// an Error when the logits or the router logits are not finite (a broken model).
 HeldOutResult evaluate_held_out(const Transformer& model,
                                 const std::vector<std::pair<Tensor, Tensor>>& batches);
 

@@ -149,7 +149,9 @@ PasskeyResult evaluate_passkey(const Predictor& predict, const Tokenizer& tokeni
 }
 
 std::vector<int64_t> default_passkey_distances(const Tokenizer& tokenizer, int64_t length, int64_t window) {
-  const auto [lo, hi] = passkey_distance_range(tokenizer, length);
+  // Plain variables, not a structured binding: a lambda may not capture those in C++17 (clang refuses).
+  const std::pair<int64_t, int64_t> range = passkey_distance_range(tokenizer, length);
+  const int64_t lo = range.first, hi = range.second;
   std::vector<int64_t> d;
   auto push = [&](int64_t x) {
     if (x >= lo && x <= hi && (d.empty() || d.back() != x)) d.push_back(x);

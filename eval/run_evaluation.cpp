@@ -22,6 +22,8 @@
 #include "eval/evaluate.h"
 #include "eval/retrieval.h"
 #include "model/checkpoint.h"
+#include "model/memory_estimate.h"
+#include "train/nonfinite.h"
 #include "model/safetensors.h"
 #include "tensor/random.h"
 
@@ -82,6 +84,19 @@ std::vector<double> mean_rows(const std::vector<std::vector<double>>& rows) {
   return m;
 }
 
+// Creates the folder and writes (then removes) a file in it, so an --out that cannot be written
+// fails before the evaluation instead of after it.
+void require_writable_folder(const std::string& out_dir) {
+  const std::string probe = (std::filesystem::path(out_dir) / ".swiattn-write-test").string();
+  try {
+    make_directories(out_dir);
+    write_file_atomically(probe, "");
+    remove_file(probe);
+  } catch (const Error& e) {
+    throw Error("eval: --out " + out_dir + " cannot be written: " + e.what());
+  }
+}
+
 double sum(const std::vector<double>& v) {
   double s = 0.0;
   for (double x : v) s += x;
@@ -95,18 +110,24 @@ json run_evaluation(const std::string& checkpoint_arg, const std::string& out_di
   const auto start = std::chrono::steady_clock::now();
   if (out_dir.empty()) throw Error("eval: --out DIR is required");
   const std::string dir = resolve_checkpoint(checkpoint_arg);
-  const Config run = read_checkpoint_run_config(dir);
-  const ModelConfig mc = read_checkpoint_model_config(dir);
+  require_writable_folder(out_dir);  // now, not after the whole evaluation
+  const CheckpointConfigs configs = read_checkpoint_configs(dir);  // config.json against run_config.json
+  const Config& run = configs.run;
+  const ModelConfig& mc = configs.model;
   if (ec.threads > 0) omp_set_num_threads(static_cast<int>(ec.threads));
   const Device device = ec.device == "cuda" ? Device::CUDA : Device::CPU;
   // float64 checkpoints evaluate in float64 on the CPU; CUDA computes in float32.
   const DType dtype = run.train.dtype == "float64" && device == Device::CPU ? DType::F64 : DType::F32;
   auto load = [&] {
     auto m = std::make_unique<Transformer>(mc, dtype, 0);
-    load_model_weights(dir, *m);
+    load_model_weights(dir, *m, nullptr, nullptr, ec.allow_nonfinite);
     return m;
   };
+  require_memory_fits(estimate_memory(mc, dtype, false, ec.batch_size, run.train.seq_len, "eval.batch_size x train.seq_len"),
+                      device, "eval");
   std::unique_ptr<Transformer> model = load();
+  const std::string broken = ec.allow_nonfinite ? first_nonfinite_state(model->parameters(), nullptr) : "";
+  if (!broken.empty()) log << "  warning: non-finite values in " << broken << " (loaded with --allow-nonfinite)\n";
   if (device == Device::CUDA) model->to(Device::CUDA);
 
   const int64_t T = run.train.seq_len, W = mc.sliding_window, L = mc.num_hidden_layers;
@@ -128,6 +149,8 @@ json run_evaluation(const std::string& checkpoint_arg, const std::string& out_di
   r["dtype"] = dtype_name(dtype);
   r["seed"] = ec.seed;
   r["eval_config"] = eval_config_to_json(ec);
+  if (ec.allow_nonfinite) r["allow_nonfinite"] = true;
+  if (!broken.empty()) r["nonfinite_weights"] = broken;
   r["model_config"] = model_config_to_hf_json(mc, dtype);
   r["run_config"] = config_to_json(run);
   r["seq_len"] = T;
@@ -335,6 +358,9 @@ json run_evaluation(const std::string& checkpoint_arg, const std::string& out_di
   log << "  wrote " << out_dir << "/results.json";
   for (const std::string& f : files) log << ", " << f;
   log << " (" << std::setprecision(1) << seconds_since(start) << " s in all)\n" << std::flush;
+  if (!broken.empty())  // --allow-nonfinite: the numbers are written, and the exit status says what they are worth
+    throw Error("eval: results written to " + out_dir + ", but computed with non-finite values in " + broken +
+                " (loaded with --allow-nonfinite)");
   return r;
 }
 

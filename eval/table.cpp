@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/read_file.h"
+#include "io/json_reader.h"
 #include "eval/evaluate.h"
 #include "tensor/tensor.h"
 
@@ -127,8 +128,9 @@ std::string reproduction_table(const std::vector<std::pair<std::string, std::vec
     for (const std::string& dir : rows[i].second) {
       const std::string file = (std::filesystem::path(dir) / "results.json").string();
       if (!file_exists(file)) throw Error("eval table: " + file + " does not exist (run swiattn eval --out " + dir + " first)");
-      const json j = json::parse(read_whole_file(file, "eval table"), nullptr, false);
-      if (j.is_discarded() || !j.is_object()) throw Error("eval table: " + file + " is not a JSON object");
+      // The one strict parser (io/json_reader.h): a results.json is a few hundred KB.
+      const json j = read_json_file_strict(file, "eval table: " + file + ": ", {size_t{256} << 20, 32});
+      if (!j.is_object()) throw Error("eval table: " + file + " is not a JSON object");
       results[i].push_back(j);
       files[i].push_back(file);
     }

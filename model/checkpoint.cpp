@@ -5,6 +5,7 @@
 #include "model/checkpoint.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -13,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "io/json_reader.h"
 #include "model/safetensors.h"
 
 namespace swiattn {
@@ -65,16 +67,10 @@ bool is_bookkeeping_key(const std::string& key) {
          key == "transformers_version" || key == "_name_or_path";
 }
 
+// Every JSON file of a checkpoint goes through the one strict parser (io/json_reader.h): bounded
+// size and depth, duplicate keys refused. A checkpoint's files are small (config.json about 1 KB).
 json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("checkpoint " + path + ": cannot open (missing or unreadable)");
-  std::ostringstream text;
-  text << in.rdbuf();
-  try {
-    return json::parse(text.str());
-  } catch (const json::exception& e) {
-    throw Error("checkpoint " + path + ": not valid JSON: " + e.what());
-  }
+  return read_json_file_strict(path, "checkpoint " + path + ": ", {size_t{16} << 20, 16});
 }
 
 void write_json_file(const std::string& path, const json& j) {
@@ -82,10 +78,45 @@ void write_json_file(const std::string& path, const json& j) {
 }
 
 void remove_if_present(const std::string& path) {
-  std::error_code ec;
-  fs::remove(path, ec);
-  if (ec)
-    throw Error("checkpoint " + path + ": cannot remove the previous save's file (" + ec.message() + ")");
+  try {
+    remove_file(path);
+  } catch (const Error& e) {
+    throw Error("checkpoint " + path + ": cannot remove the previous save's file (" + e.what() + ")");
+  }
+}
+
+// The first non-finite element of a float tensor on the CPU and how many there are; -1 when none.
+std::pair<int64_t, int64_t> first_nonfinite_element(const Tensor& t) {
+  return dispatch_float(t.dtype(), "checkpoint", [&](auto zero) {
+    using T = decltype(zero);
+    const T* p = t.data<T>();
+    int64_t first = -1, count = 0;
+    for (int64_t i = 0; i < t.numel(); ++i)
+      if (!std::isfinite(p[i])) {
+        if (first < 0) first = i;
+        ++count;
+      }
+    return std::make_pair(first, count);
+  });
+}
+
+int64_t first_negative_element(const Tensor& t) {
+  return dispatch_float(t.dtype(), "checkpoint", [&](auto zero) -> int64_t {
+    using T = decltype(zero);
+    const T* p = t.data<T>();
+    for (int64_t i = 0; i < t.numel(); ++i)
+      if (p[i] < 0) return i;
+    return -1;
+  });
+}
+
+// Error when a tensor read from a checkpoint holds a NaN or an infinity (a diverged run's state).
+void refuse_nonfinite(const Tensor& t, const std::string& where, const std::string& name, const std::string& hint) {
+  const auto [first, count] = first_nonfinite_element(t);
+  if (first < 0) return;
+  throw Error(where + "tensor " + quoted(name) + " holds " + std::to_string(count) + " non-finite value" +
+              (count == 1 ? "" : "s") + " (NaN or infinity; the first at element " + std::to_string(first) +
+              "): the checkpoint is broken, nothing was loaded" + hint);
 }
 
 // The model's name of each optimizer parameter; Error if one is not a model parameter.
@@ -168,9 +199,11 @@ void save_checkpoint(const std::string& dir, const Transformer& model, const Con
   std::vector<std::string> optimizer_names;
   if (optimizer) optimizer_names = optimizer_parameter_names(*optimizer, model, where);
 
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw Error(where + "cannot create the directory (" + ec.message() + ")");
+  try {
+    make_directories(dir);
+  } catch (const Error& e) {
+    throw Error(where + e.what());
+  }
 
   std::vector<std::pair<std::string, Tensor>> weights;
   // Device tensors are copied to the host first (the writer reads host memory).
@@ -223,6 +256,31 @@ Config read_checkpoint_run_config(const std::string& dir) {
   return load_config_file(path_in(dir, kRunConfigFile));
 }
 
+CheckpointConfigs read_checkpoint_configs(const std::string& dir) {
+  CheckpointConfigs c;
+  c.model = read_checkpoint_model_config(dir);
+  c.run = read_checkpoint_run_config(dir);
+  const std::string where = "checkpoint " + dir + ": ";
+  try {
+    validate_config(c.run);
+  } catch (const Error& e) {
+    throw Error(where + kRunConfigFile + ": " + e.what());
+  }
+  // The two files describe one model: the weights are built from config.json, the tokenizer and
+  // the sequence length come from run_config.json. Any difference means one was edited or copied.
+  const json model_fields = model_fields_to_json(c.model), run_fields = model_fields_to_json(c.run.model);
+  for (const auto& [key, value] : model_fields.items())
+    if (run_fields.at(key) != value)
+      throw Error(where + "config.json and run_config.json disagree on " + key + " (" + value.dump() + " vs " +
+                  run_fields.at(key).dump() + "): was one of them edited, or copied from another checkpoint?");
+  const json hf = read_json_file(path_in(dir, kConfigFile));
+  const std::string master = c.run.train.dtype == "bfloat16" ? "float32" : c.run.train.dtype;
+  if (hf.contains("torch_dtype") && hf["torch_dtype"] != master)
+    throw Error(where + "config.json's torch_dtype " + hf["torch_dtype"].dump() + " disagrees with run_config.json's " +
+                "train.dtype " + ("\"" + c.run.train.dtype + "\"") + " (whose weights are " + master + ")");
+  return c;
+}
+
 json read_trainer_state(const std::string& dir) {
   const std::string path = path_in(dir, kTrainerStateFile);
   if (!fs::exists(path)) return json();
@@ -234,7 +292,7 @@ json read_trainer_state(const std::string& dir) {
 
 LoadReport load_model_weights(const std::string& dir, Transformer& model,
                               const std::function<bool(const std::string&)>& may_be_missing,
-                              const std::function<bool(const std::string&)>& may_be_ignored) {
+                              const std::function<bool(const std::string&)>& may_be_ignored, bool allow_nonfinite) {
   const std::string path = path_in(dir, kModelFile);
   const std::string where = "checkpoint " + path + ": ";
   const SafetensorsFile file = read_safetensors(path);
@@ -259,6 +317,9 @@ LoadReport load_model_weights(const std::string& dir, Transformer& model,
     if (stored.dtype() != DType::F32 && stored.dtype() != DType::F64)
       throw Error(where + "tensor " + quoted(p.name()) + " is " + dtype_name(stored.dtype()) +
                   " in the file; only float32 and float64 load into parameters");
+    if (!allow_nonfinite)
+      refuse_nonfinite(stored, where, p.name(),
+                       " (to inspect it anyway: allow_nonfinite, swiattn generate / eval --allow-nonfinite)");
     copies.emplace_back(p.value(), stored);
     report.loaded.push_back(p.name());
   }
@@ -323,6 +384,16 @@ void load_optimizer_state(const std::string& dir, AdamW& optimizer, const Transf
       if (it->second.dtype() != DType::F32 && it->second.dtype() != DType::F64)
         throw Error(where + "tensor " + quoted(key) + " is " + dtype_name(it->second.dtype()) +
                     "; expected float32 or float64");
+      // A NaN or infinity here would reach the weights at the first step (and be saved as the
+      // next "good" checkpoint); a negative second moment makes sqrt(v) a NaN.
+      refuse_nonfinite(it->second, where, key, "");
+      if (prefix[0] == 'v') {
+        const int64_t negative = first_negative_element(it->second);
+        if (negative >= 0)
+          throw Error(where + "tensor " + quoted(key) + " holds a negative second moment (" +
+                      json(it->second.at(negative)).dump() + " at element " + std::to_string(negative) +
+                      "): the checkpoint is broken");
+      }
       (prefix[0] == 'm' ? first_moments : second_moments).push_back(it->second);
       used.insert(key);
     }

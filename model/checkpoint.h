@@ -56,6 +56,15 @@ ModelConfig read_checkpoint_model_config(const std::string& dir);  // config.jso
 Config read_checkpoint_run_config(const std::string& dir);         // run_config.json, not validated
 nlohmann::json read_trainer_state(const std::string& dir);         // null json when absent
 
+// Both configurations of a checkpoint, checked against each other: run_config.json validates,
+// its model section equals config.json field for field, and config.json's torch_dtype is the
+// dtype run_config.json's train.dtype stores. What generate and eval load a checkpoint with.
+struct CheckpointConfigs {
+  ModelConfig model;  // config.json
+  Config run;         // run_config.json
+};
+CheckpointConfigs read_checkpoint_configs(const std::string& dir);
+
 struct LoadReport {
   std::vector<std::string> loaded;       // parameters copied from the file, in model order
   std::vector<std::string> initialised;  // parameters the file lacks, allowed by may_be_missing:
@@ -69,10 +78,12 @@ struct LoadReport {
 // A parameter missing from the file is an Error unless may_be_missing(name) (e.g. the routers
 // when a full-attention checkpoint starts a switch model). A tensor the model lacks is an Error
 // unless may_be_ignored(name): by default a checkpoint with routers does not load into a model
-// without them. Nothing is modified unless every check passes.
+// without them. A tensor holding a NaN or an infinity is an Error too (a diverged run's weights
+// must not pass for a model) unless allow_nonfinite. Nothing is modified unless every check passes.
 LoadReport load_model_weights(const std::string& dir, Transformer& model,
                               const std::function<bool(const std::string&)>& may_be_missing = nullptr,
-                              const std::function<bool(const std::string&)>& may_be_ignored = nullptr);
+                              const std::function<bool(const std::string&)>& may_be_ignored = nullptr,
+                              bool allow_nonfinite = false);
 
 // The usual may_be_missing when a full-attention checkpoint starts a switch model (spec §6): true
 // for the router parameters "layers.{l}.attn.router.weight" (1, C) and ".bias" (1), the names
@@ -81,7 +92,8 @@ bool is_router_parameter(const std::string& name);
 
 // Restores DIR/optimizer.safetensors into `optimizer`, whose parameters must be parameters of
 // `model`: each needs both "m.<name>" and "v.<name>" of its shape, and the file may hold nothing
-// else. Nothing is modified unless every check passes.
+// else; every moment must be finite and every second moment >= 0. Nothing is modified unless
+// every check passes.
 void load_optimizer_state(const std::string& dir, AdamW& optimizer, const Transformer& model);
 
 }  // namespace swiattn

@@ -1,5 +1,8 @@
 #include "model/config.h"
 
+#include <cmath>
+
+#include "tensor/checked_math.h"
 #include "tensor/tensor.h"
 
 namespace swiattn {
@@ -34,6 +37,18 @@ void ModelConfig::validate() const {
   for (size_t i = 0; i < layer_types.size(); ++i)
     require(layer_types[i] == "full" || layer_types[i] == "swa" || layer_types[i] == "switch", "layer_types",
             "entry " + std::to_string(i) + " is \"" + layer_types[i] + "\"; expected \"full\", \"swa\" or \"switch\"");
+  // Upper bounds: the kernels take these as 32-bit ints (tensor/checked_math.h). Whether the
+  // model fits in memory is model/memory_estimate.h's question, asked before anything is allocated.
+  const std::pair<const char*, int64_t> sizes[] = {
+      {"vocab_size", vocab_size}, {"hidden_size", hidden_size}, {"num_hidden_layers", num_hidden_layers},
+      {"num_attention_heads", num_attention_heads}, {"num_key_value_heads", num_key_value_heads},
+      {"head_dim", head_dim}, {"intermediate_size", intermediate_size}, {"sliding_window", sliding_window},
+      {"max_position_embeddings", max_position_embeddings}};
+  for (const auto& [key, value] : sizes) require_size(std::string("model.") + key, value, 1, kMaxSize);
+  const std::pair<const char*, double> reals[] = {
+      {"rope_theta", rope_theta}, {"rms_norm_eps", rms_norm_eps}, {"initializer_range", initializer_range},
+      {"router_init_std", router_init_std}, {"router_full_bias", router_full_bias}};
+  for (const auto& [key, value] : reals) require(std::isfinite(value), key, "must be a finite number");
   require(rope_theta > 0, "rope_theta", "must be > 0");
   require(rms_norm_eps > 0, "rms_norm_eps", "must be > 0");
   require(max_position_embeddings >= 1, "max_position_embeddings", "must be >= 1");

@@ -6,9 +6,6 @@
 // each allocation is bounded by bytes the file really has.
 #include "model/safetensors.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -17,6 +14,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+
+#include "io/json_reader.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "safetensors stores little-endian bytes; this code copies tensors byte for byte");
@@ -87,59 +86,6 @@ bool dtype_from_name(const std::string& name, DType* out) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Atomic writing: path.tmp, fsync, rename. The destructor removes an unfinished path.tmp.
-// ---------------------------------------------------------------------------------------------
-
-class AtomicFileWriter {
- public:
-  explicit AtomicFileWriter(const std::string& path) : path_(path), tmp_path_(path + ".tmp") {
-    fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0)
-      throw Error("write " + path_ + ": cannot create " + tmp_path_ + " (" + system_reason() + ")");
-  }
-  ~AtomicFileWriter() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_path_.c_str());
-  }
-  AtomicFileWriter(const AtomicFileWriter&) = delete;
-  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
-
-  void write(const void* data, size_t bytes) {
-    const char* p = static_cast<const char*>(data);
-    while (bytes > 0) {
-      const ssize_t written = ::write(fd_, p, bytes);
-      if (written < 0 && errno == EINTR) continue;
-      if (written < 0) throw Error("write " + tmp_path_ + ": " + system_reason());
-      p += written;
-      bytes -= static_cast<size_t>(written);
-    }
-  }
-
-  // Makes the bytes durable, then replaces path_ with them in one rename.
-  void commit() {
-    if (::fsync(fd_) != 0) throw Error("write " + tmp_path_ + ": fsync failed (" + system_reason() + ")");
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) throw Error("write " + tmp_path_ + ": close failed (" + system_reason() + ")");
-    if (::rename(tmp_path_.c_str(), path_.c_str()) != 0)
-      throw Error("write " + path_ + ": cannot rename " + tmp_path_ + " over it (" + system_reason() + ")");
-    committed_ = true;
-    // Make the rename itself durable; a failure here loses nothing already written.
-    std::string dir = std::filesystem::path(path_).parent_path().string();
-    const int dir_fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd >= 0) {
-      ::fsync(dir_fd);
-      ::close(dir_fd);
-    }
-  }
-
- private:
-  std::string path_, tmp_path_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
-// ---------------------------------------------------------------------------------------------
 // Reading: one entry of the header
 // ---------------------------------------------------------------------------------------------
 
@@ -150,29 +96,11 @@ struct Entry {
   uint64_t begin, end;  // [begin, end) in the data region
 };
 
-// Parses the header text, refusing duplicate keys (nlohmann's parser would keep the last one
-// silently) and absurd nesting. Throws Error prefixed with `where`.
+// The header as JSON, through the project's one strict parser (io/json_reader.h): duplicate
+// keys refused (a plain parser would keep the last of two tensors of the same name silently),
+// nesting bounded (a valid header nests 3 deep: {name: {shape: [...]}}).
 json parse_header(const std::string& text, const std::string& where) {
-  std::vector<std::set<std::string>> keys_of_open_objects;
-  auto watch = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (depth > kMaxHeaderNesting)
-      throw Error(where + "header nests deeper than " + std::to_string(kMaxHeaderNesting) +
-                  " levels (a safetensors header nests 3)");
-    if (event == json::parse_event_t::object_start) keys_of_open_objects.emplace_back();
-    if (event == json::parse_event_t::object_end) keys_of_open_objects.pop_back();
-    if (event == json::parse_event_t::key) {
-      const std::string key = parsed.get<std::string>();
-      if (!keys_of_open_objects.back().insert(key).second)
-        throw Error(where + (keys_of_open_objects.size() == 1 ? "duplicate tensor name " : "duplicate key ") +
-                    shown(json(key)) + " in the header");
-    }
-    return true;
-  };
-  try {
-    return json::parse(text, watch);
-  } catch (const json::exception& e) {
-    throw Error(where + "header is not valid JSON: " + e.what());
-  }
+  return parse_json_strict(text, where + "header: ", {kSafetensorsMaxHeaderBytes, kMaxHeaderNesting});
 }
 
 Entry parse_entry(const std::string& name, const json& info, uint64_t data_bytes,
@@ -273,12 +201,6 @@ const char* safetensors_dtype_name(DType dtype) {
     case DType::I32: return "I32";
   }
   return "?";
-}
-
-void write_file_atomically(const std::string& path, const std::string& bytes) {
-  AtomicFileWriter file(path);
-  file.write(bytes.data(), bytes.size());
-  file.commit();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "io/durable_file.h"  // write_file_atomically: every file of a checkpoint
 #include "tensor/tensor.h"
 
 namespace swiattn {
@@ -49,9 +50,5 @@ SafetensorsFile read_safetensors(const std::string& path);
 
 // The safetensors name of a dtype ("F32", "F64", "BF16", "I32").
 const char* safetensors_dtype_name(DType dtype);
-
-// Writes `bytes` to `path` atomically (path.tmp, flush, fsync, rename). Used for every file
-// of a checkpoint; throws Error naming the path and the system's reason on failure.
-void write_file_atomically(const std::string& path, const std::string& bytes);
 
 }  // namespace swiattn

@@ -18,11 +18,12 @@ void check_sampling(const SamplingOptions& o) {
     throw Error("sampling: top-p must be in (0, 1] (1 = off), got " + std::to_string(o.top_p));
 }
 
-// The lowest index of the maximum; -1 when a NaN is present.
+// The lowest index of the maximum; -1 when a NaN or an infinity is present (a broken model's
+// logits: no token may be drawn from them as if they were a distribution).
 static int64_t argmax_of(const std::vector<double>& v) {
   int64_t best = 0;
   for (size_t i = 0; i < v.size(); ++i) {
-    if (std::isnan(v[i])) return -1;
+    if (!std::isfinite(v[i])) return -1;
     if (v[i] > v[static_cast<size_t>(best)]) best = static_cast<int64_t>(i);
   }
   return best;
@@ -32,7 +33,7 @@ std::vector<double> sampling_distribution(const std::vector<double>& logits, con
   check_sampling(o);
   if (logits.empty()) throw Error("sampling: empty logits");
   const int64_t best = argmax_of(logits);
-  if (best < 0) throw Error("sampling: the logits contain a NaN");
+  if (best < 0) throw Error("sampling: the logits contain a NaN or an infinity (the model's weights or activations are broken)");
   const size_t V = logits.size();
   std::vector<double> p(V, 0.0);
   if (o.temperature == 0.0) {  // greedy
@@ -101,7 +102,9 @@ std::vector<int32_t> argmax_rows(const Tensor& logits) {
       out[n] = static_cast<int32_t>(argmax_of(std::vector<double>(all.begin() + n * V, all.begin() + (n + 1) * V)));
   }
   for (int64_t n = 0; n < N; ++n)
-    if (out[n] < 0) throw Error("sampling: the logits of row " + std::to_string(n) + " contain a NaN");
+    if (out[n] < 0)
+      throw Error("sampling: the logits of row " + std::to_string(n) +
+                  " contain a NaN or an infinity (the model's weights or activations are broken)");
   return out;
 }
 

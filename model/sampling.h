@@ -30,7 +30,7 @@ struct SamplingOptions {
 void check_sampling(const SamplingOptions& options);
 
 // The probabilities (V) tokens are drawn from (the header); greedy gives a one-hot vector.
-// Throws for empty logits or a NaN among them.
+// Throws for empty logits or a NaN or an infinity among them.
 std::vector<double> sampling_distribution(const std::vector<double>& logits, const SamplingOptions& options);
 
 // The next token from logits (V): greedy, or one uniform draw from rng by inverse CDF.
@@ -40,7 +40,7 @@ int32_t sample_token(const std::vector<double>& logits, double temperature, Rng&
 
 // Per row of logits (N, V) on either device: the index of its maximum (the lowest among equal
 // maxima). On CUDA the argmax runs on the device and only N ints come back. Throws for a row
-// holding a NaN.
+// holding a NaN (on the CPU also for an infinity).
 std::vector<int32_t> argmax_rows(const Tensor& logits);
 // The next token of every row of logits (N, V) on either device, row 0 first: argmax_rows when
 // greedy, else the rows come to the host and sample_token draws one token each.

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "model/kv_cache.h"
+#include "model/memory_estimate.h"
 #include "tensor/random.h"
 
 namespace swiattn {
@@ -23,6 +24,8 @@ Var Transformer::new_filled(const std::string& name, const Shape& shape, double 
 Transformer::Transformer(const ModelConfig& config, DType dtype, uint64_t seed)
     : config_(config), dtype_(dtype), compute_dtype_(dtype), seed_(seed) {
   config_.validate();
+  // The weights alone must fit before the first one is allocated (model/memory_estimate.h).
+  require_memory_fits(estimate_memory(config, dtype, /*training=*/false, 0, 0, ""), Device::CPU, "model");
   const int64_t C = config.hidden_size, H = config.num_attention_heads,
                 Hkv = config.num_key_value_heads, D = config.head_dim, F = config.intermediate_size;
   const double std = config.initializer_range;

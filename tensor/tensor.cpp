@@ -83,7 +83,9 @@ std::string shape_str(const Shape& shape) {
 
 int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape)
+    if (__builtin_mul_overflow(n, d, &n))  // a shape read from outside must never wrap around
+      throw Error("tensor: shape " + shape_str(shape) + " has more than 2^63 - 1 elements");
   return n;
 }
 
@@ -119,10 +121,13 @@ Storage::~Storage() {
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   for (int64_t d : shape)
     if (d < 0) throw Error("tensor: negative dimension in shape " + shape_str(shape));
+  int64_t bytes;  // checked, never wrapped around; the message is built only when it is needed
+  if (__builtin_mul_overflow(shape_numel(shape), static_cast<int64_t>(dtype_size(dtype)), &bytes))
+    throw Error("tensor: the bytes of shape " + shape_str(shape) + " do not fit in 64 bits");
   Tensor t;
   t.shape_ = shape;
   t.dtype_ = dtype;
-  t.storage_ = std::make_shared<Storage>(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), device);
+  t.storage_ = std::make_shared<Storage>(static_cast<size_t>(bytes), device);
   return t;
 }
 

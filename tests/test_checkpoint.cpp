@@ -153,9 +153,9 @@ TEST_CASE("safetensors: hostile files are each rejected with a one-line message 
       {"header length > file", le64(1000) + "{}", "header length 1000 exceeds the 2 bytes"},
       {"header length 2^63", le64(uint64_t{1} << 63) + "{}", "header length 9223372036854775808 exceeds"},
       {"header length 0", le64(0) + "1234", "header length is 0"},
-      {"not JSON", file_with_header("{not json}", 0), "header is not valid JSON"},
+      {"not JSON", file_with_header("{not json}", 0), "header: not valid JSON"},
       {"JSON array", file_with_header("[1, 2]", 0), "header must be a JSON object, got array"},
-      {"nested too deep", file_with_header("{\"a\":[[[[[[[[[[1]]]]]]]]]]}", 0), "nests deeper than"},
+      {"nested too deep", file_with_header("{\"a\":[[[[[[[[[[1]]]]]]]]]]}", 0), "header: nested deeper than 8 levels"},
       {"not UTF-8", file_with_header("{\"a\xFF\":{}}", 0), "header is not valid UTF-8 (byte 3"},
       {"overlong UTF-8", file_with_header("{\"a\xC0\xAF\":{}}", 0), "not valid UTF-8"},
       {"unknown dtype", file_with_header(R"({"x":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}})", 2),
@@ -191,7 +191,7 @@ TEST_CASE("safetensors: hostile files are each rejected with a one-line message 
        "the data region has 12 bytes but the tensors cover only 8"},
       {"duplicate names", file_with_header("{\"a\":{" + f32_2 + R"(,"data_offsets":[0,8]},"a":{)" + f32_2 +
                                                R"(,"data_offsets":[8,16]}})", 16),
-       "duplicate tensor name \"a\""},
+       "header: duplicate key \"a\""},  // two tensors of one name
       {"duplicate field", file_with_header(R"({"a":{"dtype":"F32","dtype":"F64","shape":[2],"data_offsets":[0,8]}})", 8),
        "duplicate key \"dtype\""},
       {"entry not object", file_with_header(R"({"a":[1]})", 0), "tensor \"a\": expected an object"},

@@ -26,14 +26,22 @@
 
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
+#include "eval/evaluate.h"
+#include "tests/cli_test_util.h"
 #include "tests/test_util.h"
 #include "train/config.h"
+#include "train/train_state.h"
 
 namespace swiattn {
 namespace {
 
 using nlohmann::json;
+using testing::check_one_error_line;
+using testing::cli_path;
+using testing::CliResult;
 using testing::contains;
+using testing::run_cli;
+using testing::shown;
 using testing::TempDir;
 using testing::read_bytes;
 using testing::write_bytes;
@@ -50,11 +58,6 @@ std::string outcome_of(const std::function<void()>& f) {
     return std::string("foreign ") + typeid(e).name() + ": " + e.what();
   }
   return "";
-}
-
-// The message shown in a failing check: long messages (a dumped nested value) cut short.
-std::string shown(const std::string& message) {
-  return message.size() > 300 ? message.substr(0, 300) + "... (" + std::to_string(message.size()) + " bytes)" : message;
 }
 
 std::string nested_arrays(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
@@ -232,6 +235,43 @@ TEST_CASE("hostile: config messages stay one line when a key or value holds a ne
   });
 }
 
+// REGRESSION (issue 17, a hostile probe of the CLI): sizes were checked from below only, so a
+// value that passes the check but not the 32-bit int the loaders and kernels take was truncated
+// (train.batch_size=4294967297 trained with batch 1 while the log and results reported the
+// requested size); hidden_size near 2^62 overflowed a tensor's byte count and the fill wrote past
+// the allocation; an unbounded train.threads made the OpenMP runtime abort; a vocabulary larger
+// than the tokenizer's was accepted, whose extra ids generation can sample but not decode; and a
+// key given twice kept the last value silently. Each is now an Error naming the key.
+TEST_CASE("hostile: sizes beyond what the program can honour, and keys given twice, are refused") {
+  check_rejected({
+      {"batch_size 2^32 + 1", R"({"train": {"batch_size": 4294967297}})", {"train.batch_size", "2147483647", "4294967297"}, true},
+      {"seq_len and max_position_embeddings 2^32 + 1",
+       R"({"model": {"max_position_embeddings": 4294967297}, "train": {"seq_len": 4294967297}})",
+       {"model.max_position_embeddings", "2147483647"}, true},
+      {"hidden_size 2^62", R"({"model": {"hidden_size": 4611686018427387904}})", {"model.hidden_size", "2147483647"}, true},
+      {"head_dim 2^62", R"({"model": {"head_dim": 4611686018427387904}})", {"model.head_dim"}, true},
+      {"vocab_size 2^40", R"({"model": {"vocab_size": 1099511627776}})", {"model.vocab_size"}, true},
+      {"eval_batches 2^32", R"({"train": {"eval_batches": 4294967296}})", {"train.eval_batches"}, true},
+      {"sample_tokens 2^40", R"({"train": {"sample_tokens": 1099511627776}})", {"train.sample_tokens"}, true},
+      {"a curriculum stage of 2^32 + 1 rows",
+       R"({"train": {"steps": 1, "seq_len": 128, "curriculum": [{"steps": 1, "seq_len": 128, "batch_size": 4294967297}]}})",
+       {"train.curriculum[0].batch_size"}, true},
+      {"tokens per step beyond 2^31", R"({"model": {"max_position_embeddings": 100000}, "train": {"seq_len": 100000, "batch_size": 100000}})",
+       {"train: batch_size x seq_len", "tokens per step"}, true},
+      {"tokens per run beyond 2^63", R"({"train": {"steps": 4611686018427387904}})", {"train.steps", "64 bits"}, true},
+      {"threads 10^8", R"({"train": {"threads": 100000000}})", {"train.threads", "[0, 1024]"}, true},
+      {"vocab_size larger than the byte tokenizer's", R"({"model": {"vocab_size": 300}})",
+       {"model.vocab_size", "larger than the byte tokenizer's 256"}, true},
+      {"vocab_size larger than GPT-2's", R"({"model": {"vocab_size": 50304}, "data": {"tokenizer": "gpt2"}})",
+       {"model.vocab_size", "50257"}, true},
+      {"keep_checkpoints 0", R"({"train": {"keep_checkpoints": 0}})", {"train.keep_checkpoints"}, true},
+      {"a key twice", R"({"train": {"steps": 10, "steps": 20}})", {"duplicate key \"steps\""}},
+      {"a section twice", R"({"model": {}, "model": {"hidden_size": 64}})", {"duplicate key \"model\""}},
+      {"a key twice in a curriculum stage",
+       R"({"train": {"curriculum": [{"steps": 1, "seq_len": 8, "seq_len": 16}]}})", {"duplicate key \"seq_len\""}},
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // --set overrides: the command line can carry any bytes
 // ---------------------------------------------------------------------------------------------
@@ -270,6 +310,27 @@ TEST_CASE("hostile: --set overrides with hostile values give an Error naming the
   }
 }
 
+// REGRESSION (issue 17): a key twice in a --set value, and eval.* sizes beyond 32 bits.
+TEST_CASE("hostile: --set values with a key twice, and eval sizes beyond 32 bits, give an Error naming the key") {
+  Config config;
+  CHECK(contains(testing::error_of([&] {
+                   apply_override(config, R"(train.curriculum=[{"steps": 1, "steps": 2, "seq_len": 8}])");
+                 }),
+                 "duplicate key \"steps\""));
+  EvalConfig eval;
+  for (const std::string key : {"batches", "batch_size", "passkey_trials", "mqar_trials", "decode_tokens", "mqar_length"}) {
+    CAPTURE(key);
+    CHECK(contains(testing::error_of([&] { apply_eval_override(eval, "eval." + key + "=4294967297"); }),
+                   "eval." + key + ": must be in ["));
+  }
+  CHECK(contains(testing::error_of([&] { apply_eval_override(eval, "eval.passkey_lengths=[64, 4294967297]"); }),
+                 "must be in [1, 2147483647]"));
+  CHECK(contains(testing::error_of([&] { apply_eval_override(eval, "eval.threads=100000000"); }), "[0, 1024]"));
+  CHECK(contains(testing::error_of([&] { apply_eval_override(eval, "eval.passkey_lengths=" + nested_arrays(100000)); }),
+                 "nested deeper than"));
+  CHECK(eval.batch_size == EvalConfig{}.batch_size);  // nothing was changed
+}
+
 // REGRESSION (fixed): a --set value that is not UTF-8 for a non-string key reaches wrong_type()
 // (train/config.cpp), whose value.dump() throws json::type_error 316 ("invalid UTF-8 byte")
 // instead of the Error naming the key. For a string key the bytes are accepted, validate_config
@@ -296,44 +357,6 @@ TEST_CASE("hostile: --set values that are not UTF-8 give an Error naming the key
 // ---------------------------------------------------------------------------------------------
 // The CLI in a subprocess: exit status 1 and one line "swiattn <command>: error: ..."
 // ---------------------------------------------------------------------------------------------
-
-std::string cli_path() { return std::string(SWIATTN_BINARY_DIR) + "/swiattn"; }
-
-struct CliResult {
-  int status = -1;     // exit status; 128 + N when killed by signal N
-  std::string output;  // stdout and stderr together
-};
-
-std::string shell_quote(const std::string& s) {
-  std::string quoted = "'";
-  for (char c : s) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
-// Runs build/swiattn with `args` from the directory `cwd`, output to a file.
-CliResult run_cli(const std::vector<std::string>& args, const TempDir& cwd) {
-  const std::string output_path = cwd.file("cli_output.txt");
-  std::string command = "cd " + shell_quote(cwd.path.string()) + " && " + shell_quote(cli_path());
-  for (const std::string& a : args) command += " " + shell_quote(a);
-  command += " >" + shell_quote(output_path) + " 2>&1";
-  const int raw = std::system(command.c_str());
-  CliResult result;
-  if (raw != -1 && WIFEXITED(raw)) result.status = WEXITSTATUS(raw);
-  if (raw != -1 && WIFSIGNALED(raw)) result.status = 128 + WTERMSIG(raw);
-  result.output = read_bytes(output_path);
-  return result;
-}
-
-// Exit status 1 and exactly one line of output that starts with `prefix` and contains `part`.
-void check_one_error_line(const CliResult& r, const std::string& prefix, const std::string& part) {
-  INFO("status " << r.status << ", output: " << shown(r.output));
-  CHECK(r.status == 1);
-  CHECK(r.output.rfind(prefix, 0) == 0);
-  REQUIRE_FALSE(r.output.empty());
-  CHECK(r.output.back() == '\n');
-  CHECK(r.output.find('\n') == r.output.size() - 1);  // one line
-  CHECK(contains(r.output, part));
-}
 
 TEST_CASE("hostile: swiattn train --config BAD.json exits 1 with one error line naming the file") {
   REQUIRE_MESSAGE(fs::exists(cli_path()), "the CLI is not built: " << cli_path());
@@ -365,6 +388,25 @@ TEST_CASE("hostile: swiattn train --config BAD.json exits 1 with one error line 
   const CliResult good = run_cli({"train", "--config", dir.file("good.json"), "--print-config"}, dir);
   CHECK(good.status == 0);
   CHECK(json::parse(good.output)["model"]["hidden_size"] == 64);
+}
+
+// REGRESSION (issue 17): `--config /dev/zero` was read without a size limit until the memory ran
+// out; a --config larger than 16 MiB is refused after reading that much. And the memory a
+// configuration needs is estimated before anything is allocated: num_hidden_layers = 1000000 passed
+// validation and then allocated layer by layer until the machine ran out of memory.
+TEST_CASE("hostile: swiattn train with an endless --config, or a model far beyond the memory, exits 1 at once") {
+  REQUIRE_MESSAGE(fs::exists(cli_path()), "the CLI is not built: " << cli_path());
+  TempDir dir("swiattn_test_hostile");
+  check_one_error_line(run_cli({"train", "--config", "/dev/zero", "--print-config"}, dir, "", 30), "swiattn train: error: ",
+                       "larger than the limit of 16777216 bytes");
+  for (const std::string& layers : {"1000000", "2147483647"}) {
+    CAPTURE(layers);
+    const CliResult r = run_cli({"train", "--set", "model.num_hidden_layers=" + layers, "--out", dir.file("big")}, dir, "", 60);
+    check_one_error_line(r, "swiattn train: error: ", "model.num_hidden_layers = " + layers);
+    CHECK(contains(r.output, "parameters need about"));
+    CHECK(contains(r.output, "more than the"));
+    CHECK_FALSE(fs::exists(dir.file("big")));  // refused before the folder was touched
+  }
 }
 
 // REGRESSION (fixed), through the CLI: for 1e400 the message is nlohmann's, naming neither the file nor
@@ -408,6 +450,7 @@ Config tiny_run_config() {
   c.model.vocab_size = 256;
   c.model.layer_types = {"full", "switch"};
   c.model.max_position_embeddings = 32;
+  c.train.seq_len = 32;
   c.data.tokenizer = "byte";
   return c;
 }
@@ -519,6 +562,24 @@ TEST_CASE("hostile: the fuzzers' seed corpora are valid inputs") {
     CHECK(outcome_of([&] { validate_config(load_config_file(file.string())); }) == "");
   }
   CHECK(files_in(corpus + "/tokenizer").size() >= 5);
+  // Checkpoint JSON seeds: config*.json, run_config.json and trainer_state*.json that their readers
+  // accept (against fuzz_checkpoint_json's run: default sizes, layers full and switch).
+  Config run;
+  run.model.num_hidden_layers = 2;
+  run.model.layer_types = {"full", "switch"};
+  const auto checkpoint_seeds = files_in(corpus + "/checkpoint_json");
+  CHECK(checkpoint_seeds.size() >= 5);
+  for (const fs::path& file : checkpoint_seeds) {
+    CAPTURE(file.string());
+    const std::string name = file.filename().string();
+    const json j = json::parse(read_bytes(file.string()));
+    if (name.rfind("trainer_state", 0) == 0)
+      CHECK(outcome_of([&] { validate_training_state(training_state_from_json(j, name), run, name); }) == "");
+    else if (name == "run_config.json")
+      CHECK(outcome_of([&] { validate_config(load_config_file(file.string())); }) == "");
+    else
+      CHECK(outcome_of([&] { model_config_from_hf_json(j, name).validate(); }) == "");
+  }
 }
 
 }  // namespace

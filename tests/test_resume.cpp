@@ -44,7 +44,7 @@ const char* kTinyRun = R"({
 
 struct Scratch {
   fs::path dir;
-  Scratch() : dir(fs::temp_directory_path() / ("swiattn_test_resume_" + std::to_string(getpid()))) {
+  Scratch() : dir(testing::fast_temp_directory() / ("swiattn_test_resume_" + std::to_string(getpid()))) {
     fs::remove_all(dir);
     fs::create_directories(dir);
     std::ofstream(dir / "tiny.json") << kTinyRun;
@@ -170,6 +170,72 @@ TEST_CASE("reliability: a run killed during a save keeps the previous checkpoint
   CHECK(dirs == 1);
 }
 
+// The operations of the save of step 8, from the hook's count mode (io/fault_injection.h):
+// "fault injection: operation 12 of the save of step 8: write DIR/.../model.safetensors.tmp".
+std::vector<std::string> save_operations(const fs::path& log) {
+  std::vector<std::string> ops;
+  std::istringstream lines(read_bytes(log));
+  const std::string prefix = "fault injection: operation ";
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind(prefix, 0) == 0) ops.push_back(line.substr(line.find(": ", prefix.size()) + 2));
+  return ops;
+}
+
+// The 1-based index of the first operation that starts with `what` and ends with `path_end`.
+int64_t operation_index(const std::vector<std::string>& ops, const std::string& what, const std::string& path_end) {
+  for (size_t i = 0; i < ops.size(); ++i)
+    if (ops[i].rfind(what + " ", 0) == 0 && ops[i].size() >= path_end.size() &&
+        ops[i].compare(ops[i].size() - path_end.size(), path_end.size(), path_end) == 0)
+      return static_cast<int64_t>(i) + 1;
+  FAIL("no operation " << what << " ..." << path_end);
+  return -1;
+}
+
+TEST_CASE("reliability: a save killed, or failed with ENOSPC, at any of its phases resumes bit for bit") {
+  Scratch s;
+  const std::string config = "train --config " + (s.dir / "tiny.json").string();
+  // The uninterrupted run, in count mode (which fails nothing): the list of the save's operations.
+  REQUIRE(run_cli("SWIATTN_TEST_FAULT_AT=count:8", config + " --out " + (s.dir / "a").string(), s.dir / "a.log") == 0);
+  const std::vector<std::string> ops = save_operations(s.dir / "a.log");
+  INFO(read_bytes(s.dir / "a.log").substr(0, 4000));
+  REQUIRE(ops.size() >= 30);
+  CHECK(read_bytes(s.dir / "a.log").find("the save of step 8 made " + std::to_string(ops.size()) +
+                                         " file-system operations") != std::string::npos);
+  // An operation of each phase: writing the staging directory, naming it, after the link moved
+  // (the link's own rename and every other operation: tests/test_checkpoint_faults.cpp).
+  const int64_t write_model = operation_index(ops, "write", "model.safetensors.tmp");
+  const int64_t name_it = operation_index(ops, "rename", "checkpoints/step-00000008");
+  const int64_t sync_out = operation_index(ops, "rename", "/checkpoint") + 1;  // right after the link moved
+  struct Fault {
+    std::string kind;
+    int64_t op;
+    int64_t linked_after;  // the step OUT/checkpoint links after the fault
+  };
+  // (tests/test_checkpoint_faults.cpp goes through every operation in-process; here the CLI.)
+  for (const Fault& f : {Fault{"kill", write_model, 4}, Fault{"enospc", name_it, 4}, Fault{"enospc", sync_out, 8}}) {
+    const std::string plan = f.kind + ":8:" + std::to_string(f.op);
+    CAPTURE(plan);
+    CAPTURE(ops[static_cast<size_t>(f.op - 1)]);
+    const fs::path b = s.dir / ("b-" + f.kind + "-" + std::to_string(f.op));
+    const int status = run_cli("SWIATTN_TEST_FAULT_AT=" + plan, config + " --out " + b.string(), s.dir / "b.log");
+    const std::string log = read_bytes(s.dir / "b.log");
+    INFO(log.substr(log.size() > 2000 ? log.size() - 2000 : 0));
+    if (f.kind == "kill") {
+      CHECK(status == 128 + SIGKILL);
+    } else {
+      CHECK(status == 1);
+      CHECK(log.find("No space left on device") != std::string::npos);
+      CHECK(log.find(f.linked_after == 4 ? "still links the previous one, checkpoints/step-00000004"
+                                         : "already links the new checkpoint") != std::string::npos);
+    }
+    CHECK(checkpoint_step(b) == f.linked_after);
+    REQUIRE(run_cli("", "train --resume " + b.string(), s.dir / "b2.log") == 0);
+    CHECK(losses(b) == losses(s.dir / "a"));  // exact equality: bit for bit
+    CHECK(read_bytes(s.dir / "a/checkpoint/model.safetensors") == read_bytes(b / "checkpoint/model.safetensors"));
+    CHECK(read_bytes(s.dir / "a/checkpoint/optimizer.safetensors") == read_bytes(b / "checkpoint/optimizer.safetensors"));
+  }
+}
+
 TEST_CASE("reliability: a non-finite step stops the run naming where it began, or skips the batch") {
   Scratch s;
   const std::string config = "train --config " + (s.dir / "tiny.json").string() +
@@ -189,6 +255,36 @@ TEST_CASE("reliability: a non-finite step stops the run naming where it began, o
   CHECK(skip_log.find("skipped batch: non-finite value") != std::string::npos);
   CHECK(skip_log.find("(2 skipped so far)") != std::string::npos);
   CHECK(skip_log.find("3 batches skipped for non-finite values") != std::string::npos);
+}
+
+// REGRESSION (issue 17): the guard checked gradients, not the weights the optimizer step leaves:
+// with a learning rate of 1e39 every float32 weight became infinite in the last step and that
+// checkpoint was saved as the last good one (exit 0). Now the save refuses it, and a later step
+// stops at the weights, naming them.
+TEST_CASE("reliability: weights made infinite by the optimizer step are never saved") {
+  Scratch s;
+  const std::string config = "train --config " + (s.dir / "tiny.json").string() +
+                             " --set train.learning_rate=1e39 --set train.min_learning_rate=1e39";
+  // One step, then the save (the controller off: with it on, the check before the controller,
+  // which scores tokens with the updated routers, stops the run first, as in the second run).
+  CHECK(run_cli("", config + " --set train.steps=1 --set reg.controller=off --out " + (s.dir / "one").string(),
+                s.dir / "one.log") == 1);
+  std::string log = read_bytes(s.dir / "one.log");
+  INFO(log);
+  CHECK(log.find("checkpoint: not saving step 1: non-finite values (NaN or infinity) in the weights of ") != std::string::npos);
+  CHECK(log.find("there is no earlier checkpoint") != std::string::npos);
+  CHECK_FALSE(fs::exists(s.dir / "one/checkpoint"));
+  CHECK(run_cli("", config + " --set train.on_nonfinite=skip --out " + (s.dir / "more").string(), s.dir / "more.log") == 1);
+  log = read_bytes(s.dir / "more.log");
+  CHECK(log.find("non-finite values in the weights of layers.0.attn.router.weight after the optimizer step of step 1") !=
+        std::string::npos);
+  CHECK(log.find("cannot be skipped like a batch") != std::string::npos);
+  CHECK_FALSE(fs::exists(s.dir / "more/checkpoint"));
+  // Without the controller the weights are checked at the next step, in the gradient guard's pass.
+  CHECK(run_cli("", config + " --set reg.controller=off --set train.warmup_steps=0 --out " + (s.dir / "guard").string(),
+                s.dir / "guard.log") == 1);
+  log = read_bytes(s.dir / "guard.log");
+  CHECK(log.find("non-finite values in the weights of embed.weight after the optimizer step of step 1") != std::string::npos);
 }
 
 TEST_CASE("reliability: first_nonfinite names the first layer whose output is not finite") {

@@ -4,6 +4,7 @@
 // reads and writes. Parsing JSON, writing JSON and `--set` overrides all walk that table, so a
 // new field is one FIELD(...) line (plus its check in validate_config when it has a range).
 #include "train/config.h"
+#include "train/config_bounds.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -16,6 +17,7 @@
 #include <variant>
 
 #include "data/synthetic.h"
+#include "io/json_reader.h"
 #include "tensor/tensor.h"
 
 namespace swiattn {
@@ -86,6 +88,7 @@ const Field kFields[] = {
     FIELD(train, sample_temperature),
     FIELD(train, init_from),
     FIELD(train, checkpoint_interval),
+    FIELD(train, keep_checkpoints),
     FIELD(train, on_nonfinite),
     FIELD(train, max_skipped_batches),
     FIELD(train, curriculum),
@@ -185,16 +188,11 @@ std::string short_dump(const json& value) {
               ")");
 }
 
-// JSON nested deeper than any configuration needs is refused while parsing, so nothing later
-// (messages, serialisation) recurses through an absurd depth.
-constexpr int kMaxConfigDepth = 16;
+// Configuration JSON goes through the one strict parser (io/json_reader.h): at most 16 MiB and 16
+// levels deep (nothing later recurses through an absurd depth), no key twice in one object.
+constexpr JsonLimits kConfigJsonLimits{size_t{16} << 20, 16};
 json parse_config_text(const std::string& text, const std::string& source) {
-  auto limit_depth = [&](int depth, json::parse_event_t, json&) {
-    if (depth > kMaxConfigDepth)
-      throw Error("config " + source + ": nested deeper than " + std::to_string(kMaxConfigDepth) + " levels");
-    return true;
-  };
-  return json::parse(text, limit_depth);
+  return parse_json_strict(text, "config " + source + ": ", kConfigJsonLimits);
 }
 
 void read_value(int64_t* target, const json& value, const std::string& where) {
@@ -322,20 +320,8 @@ Config config_from_json(const json& j, const std::string& source) {
 }
 
 Config load_config_file(const std::string& path) {
-  if (std::filesystem::is_directory(path))
-    throw Error("config " + path + ": is a directory, expected a JSON file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("config " + path + ": cannot open (" + std::strerror(errno) + ")");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw Error("config " + path + ": read failed");
-  json j;
-  try {
-    j = parse_config_text(text.str(), path);
-  } catch (const json::exception& e) {  // syntax, invalid UTF-8, numbers out of range (1e400)
-    throw Error("config " + path + ": not valid JSON: " + e.what());
-  }
-  return config_from_json(j, path);
+  const std::string where = "config " + path + ": ";
+  return config_from_json(read_json_file_strict(path, where, kConfigJsonLimits), path);
 }
 
 json config_to_json(const Config& config) {
@@ -366,12 +352,9 @@ void apply_override(Config& config, const std::string& assignment) {
 
   if (!is_valid_utf8(text))
     throw Error("config " + source + ": " + section + "." + key + ": the value is not valid UTF-8");
-  json value;
-  try {
-    value = parse_config_text(text, source);
-  } catch (const json::exception&) {
-    value = json(json::value_t::discarded);  // not JSON: taken as a string below
-  }
+  // Text that is not JSON is taken as a string below; JSON goes through the strict parser, whose
+  // limits (depth, duplicate keys) are errors. accept() builds no tree.
+  json value = json::accept(text) ? parse_config_text(text, source) : json(json::value_t::discarded);
   const bool string_field = std::holds_alternative<std::string*>(field->locate(config));
   if (value.is_discarded() || (string_field && !value.is_string())) value = text;
   read_field(config, *field, value, source);
@@ -493,6 +476,7 @@ void validate_config(const Config& config) {
   require(m.vocab_size >= tokenizer_vocab, "model.vocab_size",
           num(m.vocab_size) + " is too small for the " + d.tokenizer + " tokenizer (needs >= " +
               num(tokenizer_vocab) + ")");
+  validate_config_bounds(config);  // train/config_bounds.cpp: upper bounds, products, a vocabulary the tokenizer decodes
 }
 
 }  // namespace swiattn

@@ -60,6 +60,7 @@ struct TrainConfig {
   double sample_temperature = 0.8;
   std::string init_from = "";      // continual pretraining (spec §6): a checkpoint dir to start from
   int64_t checkpoint_interval = 0; // steps between checkpoints in OUT/checkpoint (0: only at the end)
+  int64_t keep_checkpoints = 1;    // checkpoints kept in OUT/checkpoints: the newest N (OUT/checkpoint links the newest)
   std::string on_nonfinite = "stop";  // NaN/Inf in the loss or gradients: "stop" | "skip" the batch
   int64_t max_skipped_batches = 10;   // with "skip": stop once this many batches were skipped
   // Context curriculum (docs/training.md): stages run in order, e.g. [{"steps": 3000, "seq_len": 512,

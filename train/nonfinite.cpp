@@ -1,3 +1,4 @@
+// train/nonfinite.cpp: see train/nonfinite.h.
 #include "train/nonfinite.h"
 
 #include <cmath>
@@ -21,11 +22,30 @@ bool all_finite(const Tensor& t) {
   });
 }
 
-std::string first_nonfinite(const ForwardResult& forward, const Var& loss, const std::vector<Var>& params) {
+namespace {
+
+// The index of the first tensor holding a non-finite value, or -1. On CUDA one count per tensor
+// on the device, then one copy to the host for all of them.
+int64_t first_nonfinite_tensor(const std::vector<Tensor>& tensors) {
+  if (tensors.empty()) return -1;
+  if (tensors.front().device() == Device::CUDA) {
+    const Tensor counts = Tensor::zeros({static_cast<int64_t>(tensors.size())}, DType::I32, Device::CUDA);
+    for (size_t i = 0; i < tensors.size(); ++i) cuda::count_nonfinite(tensors[i], counts, static_cast<int64_t>(i));
+    const std::vector<int32_t> c = counts.to_ints();
+    for (size_t i = 0; i < c.size(); ++i)
+      if (c[i] != 0) return static_cast<int64_t>(i);
+    return -1;
+  }
+  for (size_t i = 0; i < tensors.size(); ++i)
+    if (!all_finite(tensors[i])) return static_cast<int64_t>(i);
+  return -1;
+}
+
+// What first_nonfinite checks, in its order, appended to places / tensors.
+void step_tensors(const ForwardResult& forward, const Var& loss, const std::vector<Var>& params,
+                  std::vector<std::string>& places, std::vector<Tensor>& tensors) {
   // Forward order first: the earliest layer whose output is not finite caused the rest.
   const size_t L = forward.layer_outputs.size();
-  std::vector<std::string> places;  // what each checked tensor is, in the order of the report
-  std::vector<Tensor> tensors;
   for (size_t l = 0; l < L; ++l) {
     places.push_back("the output of layer " + std::to_string(l) + " (of " + std::to_string(L) + ")");
     tensors.push_back(forward.layer_outputs[l]);
@@ -39,18 +59,50 @@ std::string first_nonfinite(const ForwardResult& forward, const Var& loss, const
       places.push_back("the gradient of " + p.name());
       tensors.push_back(p.grad());
     }
-  if (loss.value().device() == Device::CUDA) {
-    // One count per tensor on the device, then one copy to the host for all of them.
-    const Tensor counts = Tensor::zeros({static_cast<int64_t>(tensors.size())}, DType::I32, Device::CUDA);
-    for (size_t i = 0; i < tensors.size(); ++i) cuda::count_nonfinite(tensors[i], counts, static_cast<int64_t>(i));
-    const std::vector<int32_t> c = counts.to_ints();
-    for (size_t i = 0; i < c.size(); ++i)
-      if (c[i] != 0) return places[i];
-    return "";
+}
+
+}  // namespace
+
+std::string first_nonfinite(const ForwardResult& forward, const Var& loss, const std::vector<Var>& params) {
+  std::vector<std::string> places;  // what each checked tensor is, in the order of the report
+  std::vector<Tensor> tensors;
+  step_tensors(forward, loss, params, places, tensors);
+  const int64_t bad = first_nonfinite_tensor(tensors);
+  return bad < 0 ? "" : places[static_cast<size_t>(bad)];
+}
+
+StepCheck check_step_finite(const ForwardResult& forward, const Var& loss, const std::vector<Var>& params) {
+  std::vector<std::string> places;
+  std::vector<Tensor> tensors;
+  for (const Var& p : params) {
+    places.push_back("the weights of " + p.name());
+    tensors.push_back(p.value());
   }
-  for (size_t i = 0; i < tensors.size(); ++i)
-    if (!all_finite(tensors[i])) return places[i];
-  return "";
+  const size_t weights = tensors.size();
+  step_tensors(forward, loss, params, places, tensors);
+  StepCheck check;
+  const int64_t bad = first_nonfinite_tensor(tensors);
+  if (bad >= 0) (static_cast<size_t>(bad) < weights ? check.bad_weight : check.bad_step) = places[static_cast<size_t>(bad)];
+  return check;
+}
+
+std::string first_nonfinite_state(const std::vector<Var>& params, const AdamW* optimizer) {
+  std::vector<std::string> places;
+  std::vector<Tensor> tensors;
+  for (const Var& p : params) {
+    places.push_back("the weights of " + p.name());
+    tensors.push_back(p.value());
+  }
+  if (optimizer)
+    for (size_t i = 0; i < optimizer->params().size(); ++i) {
+      const std::string& name = optimizer->params()[i].name();
+      places.push_back("the first moment (AdamW m) of " + name);
+      tensors.push_back(optimizer->first_moments()[i]);
+      places.push_back("the second moment (AdamW v) of " + name);
+      tensors.push_back(optimizer->second_moments()[i]);
+    }
+  const int64_t bad = first_nonfinite_tensor(tensors);
+  return bad < 0 ? "" : places[static_cast<size_t>(bad)];
 }
 
 }  // namespace swiattn

@@ -26,6 +26,8 @@
 #include "train/optimizer.h"
 #include "train/nonfinite.h"
 #include "train/regularizer.h"
+#include "train/run_checks.h"
+#include "train/run_folder.h"
 #include "train/train_state.h"
 
 namespace swiattn {
@@ -82,18 +84,6 @@ static std::vector<double> layer_field(const RegularizerResult& r, double LayerR
   return values;
 }
 
-// Keeps only the lines of OUT/metrics.jsonl up to `step` (a resumed run rewrites what follows).
-static void truncate_metrics(const std::filesystem::path& path, int64_t step) {
-  std::ifstream in(path);
-  std::string line, kept;
-  while (std::getline(in, line)) {
-    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() > step) break;
-    kept += line + "\n";
-  }
-  write_file_atomically(path.string(), kept);
-}
-
 std::vector<CurriculumStage> curriculum_stages(const TrainConfig& tc) {
   if (tc.curriculum.empty()) return {{tc.steps, tc.seq_len, tc.batch_size}};
   std::vector<CurriculumStage> stages = tc.curriculum;
@@ -119,8 +109,12 @@ static void log_answer_nll(const std::map<std::string, double>& nll, std::ostrea
   line["answer_nll"] = nll;
 }
 
-TrainSummary run_training(const Config& config, const std::string& out_dir, std::ostream& log, bool resume) {
+TrainSummary run_training(const Config& config, const std::string& out_dir, std::ostream& log, bool resume,
+                          bool overwrite) {
   validate_config(config);
+  // The folder rules of train/run_folder.h, before anything is loaded; nothing is written to the
+  // folder until the run starts (below, once data and model are ready).
+  check_run_folder(out_dir, resume ? RunStart::resume : overwrite ? RunStart::overwrite : RunStart::fresh);
   const TrainConfig& tc = config.train;
   if (tc.threads > 0) omp_set_num_threads(static_cast<int>(tc.threads));
   const DType dtype = tc.dtype == "float64" ? DType::F64 : DType::F32;  // "bfloat16": float32 masters
@@ -137,6 +131,14 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
   cuda::set_float32_attention_in_bf16(device == Device::CUDA && tc.float32_attention == "bfloat16");
   const std::filesystem::path out(out_dir);
   const std::string resume_dir = (out / "checkpoint").string();
+  TrainingState resumed;
+  if (resume) {
+    // The trainer state first: a finished run has nothing to do, and then changes nothing on disk.
+    resumed = training_state_from_json(read_trainer_state(resume_dir), resume_dir + "/trainer_state.json");
+    validate_training_state(resumed, config, resume_dir + "/trainer_state.json");
+    if (resumed.step >= tc.steps) return finished_run_summary(resumed, out_dir, log);
+  }
+  require_training_memory(config, device, dtype);  // train/run_checks.cpp: refused before allocating
 
   // Data: real text, tokenized, split by whole documents.
   auto tokenizer = make_tokenizer(config.data.tokenizer, config.data.cache_dir);
@@ -191,14 +193,13 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
     // Resume (docs/reliability.md): weights, moments, step, data position, controller state.
     load_model_weights(resume_dir, model);
     load_optimizer_state(resume_dir, optimizer, model);
-    state = training_state_from_json(read_trainer_state(resume_dir), resume_dir + "/trainer_state.json");
-    if (state.loader_rng_seed != loader->rng().seed)
-      throw Error("resume: " + resume_dir + " was written with another train.seed");
+    state = resumed;
+    check_resumed_state(state, optimizer, loader->rng().seed, resume_dir);  // train/run_checks.cpp
     stage = curriculum_stage_at(stages, state.step);
     if (stage != 0) loader = make_loader(stage);
     loader->rng().counter = state.loader_rng_counter;
-    init_note = "  resumed from " + resume_dir + " at step " + std::to_string(state.step) + "\n";
-    truncate_metrics(out / "metrics.jsonl", state.step);
+    init_note = "  resumed from " + resume_dir + " at step " + std::to_string(state.step) + "\n" +
+                extension_note(read_checkpoint_run_config(resume_dir), config, state.step);
   } else if (!tc.init_from.empty()) {
     // Continual pretraining (spec §6): same weights, new layer types; routers the checkpoint
     // lacks keep their initialisation (model.router_init).
@@ -207,10 +208,13 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
                 " tensors loaded, " + std::to_string(loaded.initialised.size()) + " router tensors initialised (" +
                 config.model.router_init + ")";
     const nlohmann::json prior = read_trainer_state(tc.init_from);
-    if (prior.is_object() && prior.contains("final_val_loss"))
+    if (prior.is_object() && prior.contains("final_val_loss") && prior["final_val_loss"].is_number())
       init_note += "; its validation loss " + std::to_string(prior["final_val_loss"].get<double>());
     init_note += "\n";
   }
+  // The run starts: only now is the folder written (with overwrite, the old run is removed now).
+  if (overwrite && !resume) clear_previous_run(out_dir);
+  if (resume) truncate_metrics((out / "metrics.jsonl").string(), state.step);
   std::filesystem::create_directories(out);
   write_file_atomically((out / "config.json").string(), config_to_json(config).dump(2) + "\n");
   std::ofstream metrics(out / "metrics.jsonl", resume ? std::ios::app : std::ios::trunc);
@@ -290,8 +294,11 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
     total.backward();
 
     // Non-finite guard: never let a NaN or an infinity reach the weights. On CUDA this is the one
-    // copy to the host of every step (a count per tensor; train/nonfinite.cpp).
-    const std::string bad = first_nonfinite(forward, total, model.parameters());
+    // copy to the host of every step (a count per tensor; train/nonfinite.cpp). The weights the
+    // previous optimizer step left are checked in the same pass; a bad one stops the run.
+    const StepCheck check = check_step_finite(forward, total, model.parameters());
+    if (!check.bad_weight.empty()) throw nonfinite_weights_error(check.bad_weight, step, out_dir);
+    const std::string& bad = check.bad_step;
     if (!bad.empty()) {
       const std::string what = "non-finite value at step " + std::to_string(step + 1) + ", first in " + bad;
       if (tc.on_nonfinite == "stop")
@@ -310,6 +317,9 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
     const Tensor loss_tensor = loss.value();  // () on the model's device; read when logged
     optimizer.step(lr);
     double controller_delta = 0.0;
+    if (has_switch && config.reg.controller != "off")  // it scores tokens with the updated routers: check them first
+      if (const std::string broken = first_nonfinite_state(model.parameters(), nullptr); !broken.empty())
+        throw nonfinite_weights_error(broken, step + 1, out_dir);
     if (has_switch) controller_delta = apply_ratio_controller(model, forward.routing, config.reg);  // [R] controller
     state.router_bias_shift += controller_delta;
     state.tokens_trained += B * T;

@@ -54,7 +54,10 @@ size_t curriculum_stage_at(const std::vector<CurriculumStage>& stages, int64_t s
 // unless train.deterministic is set: then every sum runs in a fixed order, and two runs on the
 // same GPU write the same checkpoint bytes (tests/test_cuda_deterministic.cpp).
 // train.device "cuda" trains on the GPU (train.dtype "bfloat16": mixed precision).
+// overwrite = true lets a fresh run replace a run already in out_dir (train/run_folder.h; without
+// it such a folder is refused); the old run is removed only once the new one starts. A resumed
+// run that has already reached train.steps does nothing and writes nothing.
 TrainSummary run_training(const Config& config, const std::string& out_dir, std::ostream& log,
-                          bool resume = false);
+                          bool resume = false, bool overwrite = false);
 
 }  // namespace swiattn

@@ -31,6 +31,16 @@ std::string device_description() {
          std::to_string(p.totalGlobalMem >> 30) + " GiB)";
 }
 
+size_t total_memory_bytes() {
+  if (device_count() == 0) return 0;
+  cudaDeviceProp p{};
+  if (cudaGetDeviceProperties(&p, 0) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return p.totalGlobalMem;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Error checks (declared in common.cuh)
 

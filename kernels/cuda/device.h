@@ -2,6 +2,7 @@
 // Without the CUDA backend compiled in (SWIATTN_CUDA=OFF) there are none.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace swiattn::cuda {
@@ -9,6 +10,7 @@ namespace swiattn::cuda {
 #ifdef SWIATTN_HAVE_CUDA
 int device_count();                // 0 when no driver or no GPU is present (never throws)
 std::string device_description();  // "NVIDIA H100 80GB HBM3 (sm_90, 79 GiB)" or why there is none
+size_t total_memory_bytes();       // device 0's global memory; 0 when there is no device (never throws)
 // Waits for all work queued on the device; throws Error on an asynchronous kernel error.
 void synchronize();
 // Debugging and tests: synchronise after every kernel launch, so that an error in a kernel is
@@ -30,6 +32,7 @@ bool float32_attention_in_bf16();
 #else
 inline int device_count() { return 0; }
 inline std::string device_description() { return "CUDA backend not compiled (SWIATTN_CUDA=OFF)"; }
+inline size_t total_memory_bytes() { return 0; }
 inline void synchronize() {}
 inline void set_debug_sync(bool) {}
 inline void set_deterministic(bool) {}
