@@ -32,6 +32,7 @@
 #include "swiattn_version.h"  // generated at build time by cmake/version.cmake
 #include "tensor/random.h"
 #include "train/config.h"
+#include "train/demo.h"
 #include "train/trainer.h"
 
 namespace {
@@ -187,10 +188,7 @@ int run_train(const std::vector<std::string>& args) {
   return 0;
 }
 
-// The embedded demo: two runs of the default configuration. Stage 1 pretrains every layer as
-// full attention; stage 2 loads that checkpoint into a model whose layers are all "switch"
-// (routers initialised randomly, spec §3) and continues with the regulariser (spec §5-6), at a
-// lower learning rate and a quarter of the steps (the paper: about 1/12 of the pretraining).
+// The embedded demo (train/demo.h).
 int run_demo(const std::vector<std::string>& args) {
   std::string out_dir = "runs/demo";
   for (size_t i = 0; i < args.size(); ++i) {
@@ -198,35 +196,7 @@ int run_demo(const std::vector<std::string>& args) {
     else if (args[i] == "--out") throw UsageError("--out needs a value");
     else throw UsageError("unknown option: " + args[i]);
   }
-  swiattn::Config full;
-  full.train.steps = 300;
-  full.train.sample_tokens = 0;
-  std::cout << "== stage 1/2: pretrain FullAttn ==\n";
-  const auto pretrain = swiattn::run_training(full, out_dir + "/full", std::cout);
-
-  swiattn::Config swi = full;
-  swi.model.layer_types.assign(static_cast<size_t>(swi.model.num_hidden_layers), "switch");
-  swi.train.init_from = out_dir + "/full/checkpoint";
-  swi.train.steps = 100;
-  swi.train.warmup_steps = 10;
-  swi.train.learning_rate = 1e-3;
-  swi.train.min_learning_rate = 1e-4;
-  swi.train.sample_tokens = 200;
-  std::cout << "\n== stage 2/2: convert to SwiAttn and continue training ==\n";
-  const auto cpt = swiattn::run_training(swi, out_dir + "/swiattn", std::cout);
-
-  std::cout << std::fixed << std::setprecision(4) << "\n== summary (validation loss, nats/token; unigram entropy "
-            << pretrain.unigram_entropy << ") ==\n"
-            << "  FullAttn after pretraining:        " << pretrain.final_val_loss << "\n"
-            << "  SwiAttn right after conversion:    " << cpt.initial_val_loss << "\n"
-            << "  SwiAttn after continual training:  " << cpt.final_val_loss << "\n"
-            << "  full-attention ratio per layer:    ";
-  double mean_ratio = 0.0;
-  for (double r : cpt.final_layer_ratios) {
-    std::cout << std::setprecision(3) << r << " ";
-    mean_ratio += r / static_cast<double>(cpt.final_layer_ratios.size());
-  }
-  std::cout << "(mean " << mean_ratio << ")\n";
+  swiattn::run_demo(out_dir, std::cout);
   return 0;
 }
 

@@ -82,7 +82,7 @@ struct DataConfig {
 };
 
 // The adaptive efficiency regulariser (spec §5, Eq. 7-9) and our target-ratio controller
-// (train/controller.h, docs/swiattn.md).
+// (train/regularizer.h apply_ratio_controller, docs/swiattn.md).
 struct RegularizerConfig {
   std::string mode = "adaptive";  // "adaptive" (Eq. 8) | "fixed" (gamma = gamma_base) | "off"
   double gamma_base = 1e-3;       // Eq. 8's gamma_base; never changed by the controller
