@@ -88,6 +88,6 @@ reproduce-cpu: deps data build
 
 reproduce: deps data build
 	@if ! nvidia-smi -L >/dev/null 2>&1; then \
-	  echo "reproduce: no CUDA device here: use make reproduce-cpu, or scripts/gpu/reproduce-on-device.sh on a lent GPU (docs/reproduce.md)"; exit 1; \
+	  echo "reproduce: no CUDA device here: use make reproduce-cpu, or scripts/gpu/reproduce-on-device.sh on a GPU node that lacks the build dependencies (docs/reproduce.md)"; exit 1; \
 	fi
 	VARIANT=gpu SWIATTN=$(BUILD)/swiattn python3 scripts/reproduce.py

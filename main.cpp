@@ -1,19 +1,16 @@
-// main.cpp: the one command-line binary, build/swiattn.
+// main.cpp: the one command-line binary, build/swiattn. Each command has its own help
+// (`swiattn <command> --help`, the texts below); `swiattn --version` says what was built.
 //
-//   swiattn demo [--out DIR]
-//   swiattn generate --checkpoint DIR [--prompt TEXT | --prompts-file FILE] [--tokens N]
-//                    [--temperature X] [--top-k K] [--top-p P] [--seed N] [--device cpu|cuda]
-//   swiattn train [--config FILE.json] [--set section.key=value]... [--out DIR] [--init-from CKPT]
-//                 [--device cpu|cuda] [--print-config] | swiattn train --resume DIR
-//   swiattn eval --checkpoint DIR --out DIR [--set eval.key=value]... [--device cpu|cuda]
-//   swiattn eval table --out FILE.md NAME=EVAL_DIR [NAME=EVAL_DIR ...]
+//   swiattn demo | train | eval | generate | prepare | plot | routes | bench
 //
-// With no --config the embedded default (train/config.h) is used: a tiny byte-level model on
+// With no --config, train uses the embedded default (train/config.h): a tiny byte-level model on
 // real English text that trains on 2 CPU cores in a few minutes.
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -22,14 +19,21 @@
 #include <type_traits>
 
 #include "bench/cli.h"
+#include "data/dataset.h"
+#include "data/prepare.h"
 #include "data/read_file.h"
 #include "data/tokenizer.h"
 #include "eval/cli.h"
+#include "eval/plot.h"
+#include "eval/route_map.h"
+#include "kernels/cuda/device.h"
 #include "model/checkpoint.h"
 #include "model/decode.h"
 #include "model/memory_estimate.h"
+#include "swiattn_version.h"  // generated at build time by cmake/version.cmake
 #include "tensor/random.h"
 #include "train/config.h"
+#include "train/demo.h"
 #include "train/nonfinite.h"
 #include "train/run_folder.h"
 #include "train/trainer.h"
@@ -37,52 +41,115 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: swiattn <command> [options]\n"
+    "usage: swiattn <command> [options]     (swiattn <command> --help: that command's options)\n"
     "\n"
     "commands:\n"
-    "  demo       the paper's pipeline on the CPU (spec §6): pretrain a tiny full-attention\n"
-    "             model, convert it to SwiAttn, continue training, compare [--out DIR]\n"
-    "  train      train a model (the embedded default needs no options)\n"
-    "  eval       evaluate a checkpoint: perplexity, retrieval, routing, efficiency\n"
-    "  generate   sample text from a checkpoint with the KV cache (spec §7)\n"
+    "  demo       the paper's pipeline on the CPU (spec §6): pretrain a tiny full-attention model,\n"
+    "             convert it to SwiAttn, continue training, compare\n"
+    "  train      train a model (the embedded default needs no options; docs/config.md lists every key)\n"
+    "  eval       evaluate a checkpoint: perplexity, retrieval, routing, efficiency (docs/eval.md)\n"
+    "  generate   sample text from a checkpoint with the KV cache (spec §7; docs/decoding.md)\n"
+    "  prepare    tokenize your own text into train.bin / val.bin for data.corpus\n"
+    "  plot       draw a run's loss curve, learning rate and routing: RUN/loss.svg\n"
+    "  routes     colour a text by each token's route in each layer: an HTML page\n"
     "  bench      time the CUDA kernels (GPU; bench/README.md)\n"
     "\n"
-    "options for train:\n"
-    "  --config FILE.json      read the configuration (sections model, train, data)\n"
-    "  --set SECTION.KEY=VAL   override one key, e.g. --set train.steps=100 (repeatable)\n"
-    "  --out DIR               output folder (default runs/train); the final checkpoint goes to\n"
-    "                          DIR/checkpoint\n"
-    "  --init-from CKPT        start from a checkpoint's weights (continual pretraining: e.g. a\n"
-    "                          full-attention checkpoint into layer_types [\"switch\", ...])\n"
-    "  --device cpu|cuda       where to train (= --set train.device=...); on cuda, --set\n"
-    "                          train.dtype=bfloat16 is mixed precision (float32 master weights)\n"
-    "  --print-config          print the resolved configuration as JSON and exit\n"
-    "  --resume DIR            continue the run in DIR from DIR/checkpoint (bit-exact on the CPU);\n"
-    "                          --set train.steps=N extends it (no --out: the run stays in DIR)\n"
-    "  --overwrite             let --out replace a run already in that folder (refused without it)\n"
-    "\n"
-    "options for eval (docs/eval.md):\n"
-    "  swiattn eval --checkpoint DIR --out DIR [--set eval.KEY=VAL]... [--device cpu|cuda]\n"
-    "                          perplexity by position, passkey grid, MQAR, routing and\n"
-    "                          efficiency of one checkpoint: OUT/results.json, SVG figures,\n"
-    "                          OUT/report.md; e.g. --set eval.passkey_trials=8\n"
-    "  swiattn eval table --out FILE.md NAME=EVAL_DIR [NAME=EVAL_DIR ...]\n"
-    "                          the reproduction table; one NAME must be FullAttn\n"
-    "\n"
-    "options for generate (docs/decoding.md):\n"
-    "  --checkpoint DIR        a checkpoint, or the folder train wrote (DIR/checkpoint) (required)\n"
-    "  --prompt TEXT           (default \"The \")\n"
-    "  --prompts-file FILE     one prompt per line, all decoded as one batch; results in the\n"
-    "                          file's order\n"
-    "  --tokens N              new tokens per prompt (default 200)\n"
-    "  --temperature X         0 = greedy (argmax); default 0.8\n"
-    "  --top-k K               sample among the K most likely tokens (default 0 = off)\n"
-    "  --top-p P               nucleus sampling, P in (0, 1] (default 1 = off)\n"
-    "  --seed N                (default 0)\n"
-    "  --device cpu|cuda       where the model and its KV cache live (default cpu)\n"
-    "  --dtype float32|float64|bfloat16  compute dtype (default: the checkpoint's train.dtype;\n"
-    "                          float64 on the cpu only, bfloat16 on cuda only)\n"
-    "  --allow-nonfinite       load weights holding NaN or infinity (refused by default; also eval)\n";
+    "  swiattn --version       the commit, build type and CUDA setting of this binary\n";
+
+// One help text per command, printed by `swiattn <command> --help`.
+const std::map<std::string, const char*> kCommandUsage = {
+    {"demo",
+     "usage: swiattn demo [--out DIR]\n"
+     "\n"
+     "The paper's pipeline on the CPU with the embedded default (spec §6): stage 1 pretrains a tiny\n"
+     "full-attention model (300 steps), stage 2 converts it to SwiAttn (every layer \"switch\") and\n"
+     "continues training with the efficiency regulariser (100 steps), then prints a summary.\n"
+     "  --out DIR   output folder (default runs/demo): DIR/full and DIR/swiattn hold the two runs\n"},
+    {"train",
+     "usage: swiattn train [--config FILE.json] [--set SECTION.KEY=VALUE]... [--out DIR]\n"
+     "                     [--init-from CKPT] [--device cpu|cuda] [--print-config]\n"
+     "                     [--overwrite]\n"
+     "       swiattn train --resume DIR [--set train.steps=N]\n"
+     "       swiattn train --config-reference\n"
+     "\n"
+     "  --config FILE.json      the configuration: sections model, train, data, reg (docs/config.md)\n"
+     "  --set SECTION.KEY=VAL   override one key, e.g. --set train.steps=100 (repeatable)\n"
+     "  --out DIR               output folder (default runs/train): DIR/config.json, DIR/metrics.jsonl,\n"
+     "                          the checkpoint in DIR/checkpoint\n"
+     "  --init-from CKPT        start from a checkpoint's weights (continual pretraining: e.g. a\n"
+     "                          full-attention checkpoint into layer_types [\"switch\", ...])\n"
+     "  --device cpu|cuda       where to train (= --set train.device=...); on cuda, --set\n"
+     "                          train.dtype=bfloat16 is mixed precision (float32 master weights)\n"
+     "  --print-config          print the resolved configuration as JSON and exit\n"
+     "  --resume DIR            continue the run in DIR from DIR/checkpoint (bit-exact on the CPU);\n"
+     "                          --set train.steps=N extends it (no --out: the run stays in DIR)\n"
+     "  --overwrite             let --out replace a run already in that folder (refused without it)\n"
+     "  --config-reference      print docs/config.md (every key: type, default, range, meaning)\n"
+     "\n"
+     "Your own data: --set data.corpus=PATH, a text file, a folder of .txt files, a token file or the\n"
+     "folder `swiattn prepare` wrote (data/README.md); e.g.\n"
+     "  swiattn train --set data.corpus=my.txt --out runs/mine && swiattn eval --checkpoint runs/mine --out runs/mine/eval\n"},
+    {"eval",
+     "usage: swiattn eval --checkpoint DIR --out DIR [--set eval.KEY=VALUE]... [--device cpu|cuda]\n"
+     "                    [--allow-nonfinite]\n"
+     "       swiattn eval table --out FILE.md NAME=EVAL_DIR[,EVAL_DIR...] [NAME=... ...]\n"
+     "\n"
+     "One checkpoint: held-out perplexity by position, the passkey grid and distances, MQAR, routing\n"
+     "and efficiency on the validation split of the checkpoint's own data.corpus; writes\n"
+     "OUT/results.json, SVG figures and OUT/report.md. Keys (docs/eval.md): eval.seed, batches,\n"
+     "batch_size, passkey_lengths, passkey_depths, passkey_distances, passkey_trials, mqar_length,\n"
+     "mqar_pairs, mqar_trials, decode_tokens, threads, cache_dir, corpus (read the data from\n"
+     "another path), device; e.g. --set eval.passkey_trials=8.\n"
+     "`eval table`: the reproduction table of several evaluations (several folders in one row: one\n"
+     "per training seed, shown as mean +- std); one NAME must be FullAttn.\n"},
+    {"generate",
+     "usage: swiattn generate --checkpoint DIR [--prompt TEXT | --prompts-file FILE] [--tokens N]\n"
+     "                        [--temperature X] [--top-k K] [--top-p P] [--seed N]\n"
+     "                        [--device cpu|cuda] [--dtype float32|float64|bfloat16]\n"
+     "                        [--allow-nonfinite]\n"
+     "\n"
+     "  --checkpoint DIR        a checkpoint, or the folder train wrote (DIR/checkpoint) (required)\n"
+     "  --prompt TEXT           (default \"The \")\n"
+     "  --prompts-file FILE     one prompt per line, all decoded as one batch; results in the\n"
+     "                          file's order\n"
+     "  --tokens N              new tokens per prompt (default 200)\n"
+     "  --temperature X         0 = greedy (argmax); default 0.8\n"
+     "  --top-k K               sample among the K most likely tokens (default 0 = off)\n"
+     "  --top-p P               nucleus sampling, P in (0, 1] (default 1 = off)\n"
+     "  --seed N                (default 0)\n"
+     "  --device cpu|cuda       where the model and its KV cache live (default cpu)\n"
+     "  --dtype ...             compute dtype (default: the checkpoint's train.dtype; float64 on the\n"
+     "                          cpu only, bfloat16 on cuda only)\n"
+     "  --allow-nonfinite       load weights holding NaN or infinity (refused by default; also eval)\n"},
+    {"prepare",
+     "usage: swiattn prepare --text PATH --out DIR [--tokenizer byte|gpt2] [--val-fraction F]\n"
+     "                       [--cache-dir DIR] [--overwrite]\n"
+     "\n"
+     "Tokenizes your own text (a file, or a folder whose *.txt files are read in name order) into\n"
+     "DIR/train.bin and DIR/val.bin (data/token_file.h: a header with magic, version, id width,\n"
+     "count, tokenizer and sha256, then uint16/uint32 ids) and DIR/prepare.json. The last F of the\n"
+     "tokens (default 0.1) is the validation split, the rule data.corpus=PATH applies to text, so\n"
+     "  swiattn train --set data.corpus=DIR  trains on the same tokens as  --set data.corpus=PATH.\n"
+     "  --tokenizer byte|gpt2   (default byte; gpt2 needs model.vocab_size=50257 to train)\n"
+     "  --cache-dir DIR         where make data put the GPT-2 files (default data/cache)\n"
+     "  --overwrite             replace DIR/train.bin and DIR/val.bin if they exist\n"},
+    {"plot",
+     "usage: swiattn plot RUN [--out FILE.svg]\n"
+     "\n"
+     "Reads RUN/metrics.jsonl (a folder swiattn train wrote) and draws RUN/loss.svg: training and\n"
+     "validation loss, the learning rate, and the full-attention ratio of each switch layer against\n"
+     "the step.\n"
+     "  --out FILE.svg          write the figure there instead\n"},
+    {"routes",
+     "usage: swiattn routes --checkpoint DIR --text FILE --out DIR [--token N] [--max-tokens N]\n"
+     "                      [--device cpu|cuda]\n"
+     "\n"
+     "Runs the checkpoint on the text and writes OUT/routes.html (and OUT/routes.json): the text once\n"
+     "per layer, each token coloured by its route (full attention or the window) and shaded by the\n"
+     "router probability p_t (hover a token for its value), with the window of one token drawn.\n"
+     "  --token N               the token whose window is drawn (default: the last)\n"
+     "  --max-tokens N          read at most N tokens of the text (default: train.seq_len)\n"},
+};
 
 using swiattn::UsageError;
 
@@ -104,7 +171,10 @@ int run_train(const std::vector<std::string>& args) {
     else if (a == "--print-config") print_config = true;
     else if (a == "--device") overrides.push_back("train.device=" + value());
     else if (a == "--resume") resume_dir = value();
-    else throw UsageError("unknown option for train: " + a);
+    else if (a == "--config-reference") {
+      std::cout << swiattn::config_reference_markdown();
+      return 0;
+    } else throw UsageError("unknown option: " + a);
   }
   if (!resume_dir.empty()) {
     // The run continues with the configuration it was started with, in its own folder
@@ -118,6 +188,9 @@ int run_train(const std::vector<std::string>& args) {
   }
   swiattn::Config config = config_path.empty() ? swiattn::Config{} : swiattn::load_config_file(config_path);
   for (const std::string& o : overrides) swiattn::apply_override(config, o);
+  // Own data is recorded by its absolute path, so `swiattn eval` finds it from any folder.
+  if (!swiattn::is_builtin_corpus(config.data.corpus) && std::filesystem::exists(config.data.corpus))
+    config.data.corpus = std::filesystem::absolute(config.data.corpus).lexically_normal().string();
   swiattn::validate_config(config);
   if (print_config) {
     std::cout << swiattn::config_to_json(config).dump(2) << "\n";
@@ -127,46 +200,15 @@ int run_train(const std::vector<std::string>& args) {
   return 0;
 }
 
-// The embedded demo: two runs of the default configuration. Stage 1 pretrains every layer as
-// full attention; stage 2 loads that checkpoint into a model whose layers are all "switch"
-// (routers initialised randomly, spec §3) and continues with the regulariser (spec §5-6), at a
-// lower learning rate and a quarter of the steps (the paper: about 1/12 of the pretraining).
+// The embedded demo (train/demo.h).
 int run_demo(const std::vector<std::string>& args) {
   std::string out_dir = "runs/demo";
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--out" && i + 1 < args.size()) out_dir = args[++i];
-    else throw UsageError("unknown option for demo: " + args[i]);
+    else if (args[i] == "--out") throw UsageError("--out needs a value");
+    else throw UsageError("unknown option: " + args[i]);
   }
-  swiattn::Config full;
-  full.train.steps = 300;
-  full.train.sample_tokens = 0;
-  std::cout << "== stage 1/2: pretrain FullAttn ==\n";
-  // The demo replaces its own earlier output (overwrite).
-  const auto pretrain = swiattn::run_training(full, out_dir + "/full", std::cout, false, true);
-
-  swiattn::Config swi = full;
-  swi.model.layer_types.assign(static_cast<size_t>(swi.model.num_hidden_layers), "switch");
-  swi.train.init_from = out_dir + "/full/checkpoint";
-  swi.train.steps = 100;
-  swi.train.warmup_steps = 10;
-  swi.train.learning_rate = 1e-3;
-  swi.train.min_learning_rate = 1e-4;
-  swi.train.sample_tokens = 200;
-  std::cout << "\n== stage 2/2: convert to SwiAttn and continue training ==\n";
-  const auto cpt = swiattn::run_training(swi, out_dir + "/swiattn", std::cout, false, true);
-
-  std::cout << std::fixed << std::setprecision(4) << "\n== summary (validation loss, nats/token; unigram entropy "
-            << pretrain.unigram_entropy << ") ==\n"
-            << "  FullAttn after pretraining:        " << pretrain.final_val_loss << "\n"
-            << "  SwiAttn right after conversion:    " << cpt.initial_val_loss << "\n"
-            << "  SwiAttn after continual training:  " << cpt.final_val_loss << "\n"
-            << "  full-attention ratio per layer:    ";
-  double mean_ratio = 0.0;
-  for (double r : cpt.final_layer_ratios) {
-    std::cout << std::setprecision(3) << r << " ";
-    mean_ratio += r / static_cast<double>(cpt.final_layer_ratios.size());
-  }
-  std::cout << "(mean " << mean_ratio << ")\n";
+  swiattn::run_demo(out_dir, std::cout);
   return 0;
 }
 
@@ -225,7 +267,7 @@ int run_generate(const std::vector<std::string>& args) {
     else if (a == "--device") device_arg = value();
     else if (a == "--dtype") dtype_arg = value();
     else if (a == "--allow-nonfinite") allow_nonfinite = true;
-    else throw UsageError("unknown option for generate: " + a);
+    else throw UsageError("unknown option: " + a);
   }
   if (dir.empty()) throw UsageError("generate needs --checkpoint DIR");
   if (have_prompt && !prompts_file.empty()) throw UsageError("give --prompt or --prompts-file, not both");
@@ -236,6 +278,7 @@ int run_generate(const std::vector<std::string>& args) {
   } catch (const swiattn::Error& e) {
     throw UsageError(e.what());
   }
+  if (device_arg == "cuda") swiattn::cuda::require_cuda_device("--device cuda");  // before loading anything
   const std::vector<std::string> texts = prompts_file.empty() ? std::vector<std::string>{prompt_text}
                                                               : read_prompts_file(prompts_file);
   const std::string ckpt = swiattn::resolve_checkpoint_dir(dir, "generate");
@@ -308,25 +351,63 @@ int run_generate(const std::vector<std::string>& args) {
   return 0;
 }
 
+// "swiattn <commit>", the build type and the CUDA setting.
+void print_version() {
+  std::cout << "swiattn " << SWIATTN_COMMIT << "\n"
+            << "build type: " << SWIATTN_BUILD_TYPE << "\n"
+#ifdef SWIATTN_HAVE_CUDA
+            << "CUDA: on (architectures " << SWIATTN_CUDA_ARCHITECTURES << "; " << swiattn::cuda::device_description() << ")\n";
+#else
+            << "CUDA: off (built without nvcc; --device cuda is refused)\n";
+#endif
+}
+
+bool asks_for_help(const std::vector<std::string>& args) {
+  return std::any_of(args.begin(), args.end(), [](const std::string& a) { return a == "--help" || a == "-h"; });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-    std::cout << kUsage;
-    return args.empty() ? 2 : 0;
+  if (args.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    const auto topic = args.size() > 1 ? kCommandUsage.find(args[1]) : kCommandUsage.end();
+    std::cout << (topic != kCommandUsage.end() ? topic->second : kUsage);
+    return 0;
+  }
+  if (args[0] == "--version" || args[0] == "version") {
+    print_version();
+    return 0;
   }
   const std::string command = args[0];
   args.erase(args.begin());
+  const auto usage = kCommandUsage.find(command);
+  // `swiattn <command> --help` (bench prints its own, with its sub-commands).
+  if (usage != kCommandUsage.end() && asks_for_help(args)) {
+    std::cout << usage->second;
+    return 0;
+  }
   try {
     if (command == "train") return run_train(args);
     if (command == "demo") return run_demo(args);
     if (command == "generate") return run_generate(args);
     if (command == "eval") return swiattn::run_eval_command(args);
+    if (command == "prepare") return swiattn::run_prepare_command(args, std::cout);
+    if (command == "plot") return swiattn::run_plot_command(args, std::cout);
+    if (command == "routes") return swiattn::run_routes_command(args, std::cerr);
     if (command == "bench") return swiattn::run_bench_command(args);
-    throw UsageError("unknown command: " + command);
+    std::cerr << "swiattn: unknown command \"" << command << "\"; `swiattn --help` lists the commands\n";
+    return 2;
   } catch (const UsageError& e) {
-    std::cerr << "swiattn: " << e.what() << "\n\n" << kUsage;
+    // One line and a pointer to the command's help, not the whole help text.
+    std::string message = e.what();
+    if (message.rfind(command + ": ", 0) == 0) message = message.substr(command.size() + 2);
+    std::cerr << "swiattn " << command << ": " << message << "\n"
+              << "(`swiattn " << command << " --help` lists the options)\n";
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "swiattn " << command << ": error: " << e.what() << "\n";

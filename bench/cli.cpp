@@ -55,7 +55,7 @@ int run_bench_generate(const std::vector<std::string>& args) {
   bench::GenerateOptions o;
   for (size_t i = 1; i < args.size(); ++i) {
     const std::string& flag = args[i];
-    if (i + 1 >= args.size()) throw Error("bench: " + flag + " needs a value\n" + kUsage);
+    if (i + 1 >= args.size()) throw UsageError("bench: " + flag + " needs a value");
     const std::string& value = args[++i];
     if (flag == "--models") {
       o.models.clear();
@@ -80,7 +80,7 @@ int run_bench_generate(const std::vector<std::string>& args) {
     else if (flag == "--w") o.window = parse_positive(flag, value);
     else if (flag == "--seed") o.seed = static_cast<uint64_t>(parse_list<int64_t>(flag, value).at(0));
     else if (flag == "--device") o.device = value;
-    else throw Error("bench: unknown option " + flag + " for generate\n" + kUsage);
+    else throw UsageError("bench: unknown option " + flag + " for generate");
   }
   for (int64_t c : o.context)
     if (c <= 0) throw Error("bench: --context values must be > 0");
@@ -114,7 +114,7 @@ int run_bench_command(const std::vector<std::string>& args) {
       o.deterministic = true;
       continue;
     }
-    if (i + 1 >= args.size()) throw Error("bench: " + flag + " needs a value\n" + kUsage);
+    if (i + 1 >= args.size()) throw UsageError("bench: " + flag + " needs a value");
     const std::string& value = args[++i];
     if (flag == "--T") o.T = parse_list<int64_t>(flag, value);
     else if (flag == "--r") o.r = parse_list<double>(flag, value);
@@ -129,7 +129,7 @@ int run_bench_command(const std::vector<std::string>& args) {
     else if (flag == "--warmup") o.warmup = static_cast<int>(parse_list<int64_t>(flag, value).at(0));
     else if (flag == "--reps") o.reps = static_cast<int>(parse_positive(flag, value));
     else if (flag == "--seed") o.seed = static_cast<uint64_t>(parse_list<int64_t>(flag, value).at(0));
-    else throw Error("bench: unknown option " + flag + "\n" + kUsage);
+    else throw UsageError("bench: unknown option " + flag);
   }
   for (double r : o.r)
     if (r < 0.0 || r > 1.0) throw Error("bench: --r values must lie in [0, 1], got " + std::to_string(r));
@@ -140,7 +140,7 @@ int run_bench_command(const std::vector<std::string>& args) {
   if (o.Hq % o.Hkv != 0) throw Error("bench: --Hq must be a multiple of --Hkv");
   if (o.warmup < 0 || o.ctas < 0) throw Error("bench: --warmup and --ctas must be >= 0");
   if (sub != "prefill" && sub != "train-attention" && sub != "decode")
-    throw Error("bench: unknown subcommand '" + sub + "'\n" + kUsage);
+    throw UsageError("bench: unknown subcommand '" + sub + "'");
   if (cuda::device_count() == 0)
     throw Error("bench: needs a CUDA device (" + cuda::device_description() + ")");
   std::fprintf(stderr, "bench %s on %s\n", sub.c_str(), cuda::device_description().c_str());

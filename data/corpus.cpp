@@ -1,5 +1,6 @@
-// data/corpus.cpp: loading SOTU and Moby-Dick from data/cache, the held-out split, stage-marker
-// stripping, and token-stream helpers. The rules are documented in data/corpus.h.
+// data/corpus.cpp: loading SOTU and Moby-Dick from data/cache (every file checked against the
+// pinned manifest, data/verify.h), the held-out split, stage-marker stripping, and token-stream
+// helpers. The rules are documented in data/corpus.h.
 #include "data/corpus.h"
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <filesystem>
 
 #include "data/read_file.h"
+#include "data/verify.h"
 #include "tensor/tensor.h"
 
 namespace swiattn {
@@ -17,13 +19,6 @@ namespace fs = std::filesystem;
 namespace {
 
 const char* const kRunMakeData = " (run `make data` to fetch the corpora)";
-
-// The folder holding a package's text files, checked to exist.
-std::string package_data_dir(const std::string& cache_dir, const std::string& package) {
-  const std::string dir = cache_dir + "/" + package + "/data";
-  if (!fs::is_directory(dir)) throw Error("corpus " + package + ": missing " + dir + kRunMakeData);
-  return dir;
-}
 
 void add_doc(TextCorpus& corpus, bool held_out, std::string name, std::string text) {
   (held_out ? corpus.val_docs : corpus.train_docs).push_back(std::move(text));
@@ -37,21 +32,15 @@ std::string size_summary(const TextCorpus& corpus) {
          std::to_string(total_bytes(corpus.val_docs)) + " bytes";
 }
 
-// Files "<year>_<president>_<party>.txt", sorted by name (so by year).
+// The package's files, checked against the pinned manifest (data/verify.h) before they are read:
+// "<year>_<president>_<party>.txt" in file-name order (so by year).
 TextCorpus load_sotu(const std::string& cache_dir) {
-  const std::string dir = package_data_dir(cache_dir, "sotu");
+  verify_package(cache_dir, "sotu");
   std::vector<std::string> stems;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    const std::string file = entry.path().filename().string();
-    auto is_digit = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; };
-    const bool starts_with_year =
-        file.size() > 5 && std::all_of(file.begin(), file.begin() + 4, is_digit) && file[4] == '_';
-    if (starts_with_year && entry.path().extension() == ".txt")
-      stems.push_back(entry.path().stem().string());
-  }
-  if (stems.empty()) throw Error("corpus sotu: no <year>_*.txt files in " + dir + kRunMakeData);
+  for (const ManifestEntry& e : package_manifest("sotu")) stems.push_back(fs::path(e.path).stem().string());
   std::sort(stems.begin(), stems.end());
 
+  const std::string dir = cache_dir + "/sotu/data";
   TextCorpus corpus;
   for (const std::string& stem : stems) {
     const int year = std::stoi(stem.substr(0, 4));
@@ -65,9 +54,10 @@ TextCorpus load_sotu(const std::string& cache_dir) {
   return corpus;
 }
 
-// Book order: etymology, extracts, chapters 1..135, epilogue.
+// Book order: etymology, extracts, chapters 1..135, epilogue (checked like SOTU).
 TextCorpus load_moby_dick(const std::string& cache_dir) {
-  const std::string dir = package_data_dir(cache_dir, "moby-dick");
+  verify_package(cache_dir, "moby-dick");
+  const std::string dir = cache_dir + "/moby-dick/data";
   constexpr int kChapters = 135;
   std::vector<std::pair<std::string, int>> sections = {{"etymology", 0}, {"extracts", 0}};
   for (int chapter = 1; chapter <= kChapters; ++chapter)
@@ -143,7 +133,7 @@ TextCorpus load_corpus(const std::string& name, const std::string& cache_dir) {
     return corpus;
   }
   throw Error("corpus: unknown name '" + name +
-              "' (expected \"sotu\", \"moby-dick\" or \"sotu+moby-dick\")");
+              "' (expected \"sotu\", \"moby-dick\" or \"sotu+moby-dick\"; data/dataset.h reads own files)");
 }
 
 std::vector<int32_t> tokenize_docs(const Tokenizer& tokenizer, const std::vector<std::string>& docs,

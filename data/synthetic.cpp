@@ -246,4 +246,10 @@ RetrievalExample make_mqar_example(const Tokenizer& tokenizer, const std::vector
   return ex;
 }
 
+int64_t passkey_needle_length(const Tokenizer& tokenizer, const std::string& key) {
+  if (key.size() != 5 || key.find_first_not_of("0123456789") != std::string::npos || key[0] == '0')
+    throw Error("passkey_needle_length: key \"" + key + "\" is not a 5-digit number");
+  return static_cast<int64_t>(passkey_pieces(tokenizer, static_cast<uint64_t>(std::stoi(key) - 10000)).needle.size());
+}
+
 }  // namespace swiattn

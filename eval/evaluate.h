@@ -36,6 +36,7 @@ struct EvalConfig {
   int64_t decode_tokens = 0;             // 0: T; real-text tokens fed through the decode path
   int64_t threads = 0;                   // OpenMP threads; 0 = all cores
   std::string cache_dir;                 // "": the checkpoint's data.cache_dir
+  std::string corpus;                    // "": the checkpoint's data.corpus (its validation split is read)
   std::string device = "cpu";            // "cpu" | "cuda"
   bool allow_nonfinite = false;          // --allow-nonfinite: load weights holding NaN or infinity (not an
                                          // eval.* key; the evaluation still refuses non-finite outputs)

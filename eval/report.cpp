@@ -1,5 +1,6 @@
 // eval/report.cpp: the figures (eval/svg.h) and report.md of one evaluation, from results.json
 // alone (so a report can be regenerated from the numbers).
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
@@ -82,42 +83,65 @@ std::vector<std::string> write_report(const json& r, const std::string& out_dir)
   };
   const int64_t W = r["window"].get<int64_t>(), T = r["seq_len"].get<int64_t>();
   const std::string wtag = " (W = " + std::to_string(W) + ", T = " + std::to_string(T) + ")";
+  const std::vector<XMarker> window_marker = {{static_cast<double>(W), "window W = " + std::to_string(W)}};
 
-  // Passkey heatmap (Fig. 3): rows = context lengths, columns = depths.
+  // Passkey heatmap (Fig. 3): rows = context lengths (those skipped as too short for the needle
+  // shown as rows that did not run), columns = depths.
   const json& pk = r["passkey"];
-  std::vector<std::string> rows, cols;
-  std::vector<std::vector<double>> acc;
-  for (const json& l : pk["lengths"]) rows.push_back(std::to_string(l.get<int64_t>()));
+  std::vector<int64_t> lengths;
+  for (const json& l : pk["lengths"]) lengths.push_back(l.get<int64_t>());
+  std::vector<int64_t> skipped;
+  for (const json& l : pk.value("lengths_skipped", json::array())) skipped.push_back(l.get<int64_t>());
+  std::vector<std::string> cols;
   for (const json& d : pk["depths"]) cols.push_back(fmt(d.get<double>(), 2));
-  acc.assign(rows.size(), std::vector<double>(cols.size(), kNaN));
-  for (size_t i = 0; i < pk["cells"].size(); ++i) acc[i / cols.size()][i % cols.size()] = num(pk["cells"][i]["accuracy"]);
-  save("passkey.svg", svg_heatmap({"Passkey accuracy" + wtag, "needle depth", "context length (tokens)"}, rows, cols, acc, 0.0, 1.0));
+  struct HeatRow {
+    int64_t length;
+    int64_t measured;  // index into lengths, -1 = skipped
+  };
+  std::vector<HeatRow> heat_rows;
+  for (size_t i = 0; i < lengths.size(); ++i) heat_rows.push_back({lengths[i], static_cast<int64_t>(i)});
+  for (int64_t l : skipped) heat_rows.push_back({l, -1});
+  std::stable_sort(heat_rows.begin(), heat_rows.end(), [](const HeatRow& a, const HeatRow& b) { return a.length < b.length; });
+  std::vector<std::string> rows, notes;
+  for (const HeatRow& h : heat_rows) {
+    rows.push_back(std::to_string(h.length));
+    notes.push_back(h.measured < 0 ? "skipped: shorter than a passkey example needs" : "");
+  }
+  auto cell_grid = [&](const char* field) {
+    std::vector<std::vector<double>> grid(heat_rows.size(), std::vector<double>(cols.size(), kNaN));
+    for (size_t row = 0; row < heat_rows.size(); ++row) {
+      if (heat_rows[row].measured < 0) continue;
+      for (size_t c = 0; c < cols.size(); ++c) {
+        const size_t i = static_cast<size_t>(heat_rows[row].measured) * cols.size() + c;
+        if (i < pk["cells"].size()) grid[row][c] = num(pk["cells"][i].value(field, json()));
+      }
+    }
+    return grid;
+  };
+  if (skipped.empty()) notes.clear();
+  save("passkey.svg", svg_heatmap({"Passkey accuracy" + wtag, "needle depth", "context length (tokens)"}, rows, cols,
+                                  cell_grid("accuracy"), 0.0, 1.0, notes));
 
   // Passkey FA ratio at the answer per cell (Fig. 6 as a grid).
-  std::vector<std::vector<double>> fa(rows.size(), std::vector<double>(cols.size(), kNaN));
-  for (size_t i = 0; i < pk["cells"].size(); ++i)
-    fa[i / cols.size()][i % cols.size()] = num(pk["cells"][i].value("answer_fa_ratio", json()));
   save("passkey_answer_fa_ratio.svg",
        svg_heatmap({"Full-attention ratio at the passkey answer" + wtag, "needle depth", "context length (tokens)"},
-                   rows, cols, fa, 0.0, 1.0));
+                   rows, cols, cell_grid("answer_fa_ratio"), 0.0, 1.0, notes));
 
   // Passkey at controlled distances (at T): accuracy against distance, and the FA ratio at the
   // answer per layer, needle inside / beyond the window (the paper's Fig. 6).
   const json& pd = r.contains("passkey_by_distance") ? r["passkey_by_distance"] : json::object();
   if (pd.contains("rows")) {
-    LineSeries exact{"exact match", {}, {}}, digit{"per digit", {}, {}}, window{"window W", {}, {}, true};
+    LineSeries exact{"exact match", {}, {}}, digit{"per digit", {}, {}};
     for (const json& row : pd["rows"]) {
       exact.x.push_back(num(row["distance"]));
       exact.y.push_back(num(row["exact_accuracy"]));
       digit.x.push_back(num(row["distance"]));
       digit.y.push_back(num(row["per_digit_accuracy"]));
     }
-    window.x = {static_cast<double>(W), static_cast<double>(W)};
-    window.y = {0.0, 1.0};
     save("passkey_by_distance.svg",
          svg_line_plot({"Passkey accuracy by needle distance (length " + std::to_string(T) + ", W = " +
                             std::to_string(W) + ")", "needle distance (tokens)", "accuracy"},
-                       {exact, digit, window}, false, 0.0, 1.0));
+                       {exact, digit}, false, 0.0, 1.0, window_marker));
     std::vector<std::string> layers;
     std::vector<std::vector<double>> fa(2);
     const json& inside = pd["answer_fa_ratio_inside_per_layer"];
@@ -145,26 +169,28 @@ std::vector<std::string> write_report(const json& r, const std::string& out_dir)
                      layer_ratio, 0.0, 1.0));
   save("fa_ratio_by_position.svg",
        svg_line_plot({"Full-attention ratio by position" + wtag, "position t (bucket end, log2)", "full-attention ratio"},
-                     {per_bucket("all layers", routing["by_position"], "fa_ratio")}, true, 0.0, 1.0));
+                     {per_bucket("all layers", routing["by_position"], "fa_ratio")}, true, 0.0, 1.0, window_marker));
 
   // Loss by position bucket.
   const json& held = r["held_out"];
   save("loss_by_position.svg",
        svg_line_plot({"Held-out loss by position" + wtag, "position t (bucket end, log2)", "loss (nats/token)"},
-                     {per_bucket("loss", held["buckets"], "loss")}, true));
+                     {per_bucket("loss", held["buckets"], "loss")}, true, 0.0, 0.0, window_marker));
 
   // Efficiency: decode keys read per step and prefill FLOPs per position, with FullAttn.
   const json& dec = r["efficiency"]["decode"];
   save("decode_keys_read.svg",
-       svg_line_plot({"Decode: KV tokens read per step (mean over layers)", "position t", "keys read"},
+       svg_line_plot({"Decode: KV tokens read per step (mean over layers)" + wtag, "position t", "keys read"},
                      {per_position("measured", dec["keys_read_measured"]),
                       per_position("formula (spec §8)", dec["keys_read_formula"], true),
-                      per_position("FullAttn", dec["keys_read_full_attention"], true)}));
+                      per_position("FullAttn", dec["keys_read_full_attention"], true)},
+                     false, 0.0, 0.0, window_marker));
   const json& pre = r["efficiency"]["prefill"];
   save("prefill_flops.svg",
-       svg_line_plot({"Prefill attention FLOPs per position (all layers)", "position t", "FLOPs"},
+       svg_line_plot({"Prefill attention FLOPs per position (all layers)" + wtag, "position t", "FLOPs"},
                      {per_position("this model", pre["per_position"]),
-                      per_position("FullAttn", pre["full_attention_per_position"], true)}));
+                      per_position("FullAttn", pre["full_attention_per_position"], true)},
+                     false, 0.0, 0.0, window_marker));
 
   // MQAR accuracy vs evidence distance.
   const json& mq = r["mqar"];
@@ -239,6 +265,11 @@ std::vector<std::string> write_report(const json& r, const std::string& out_dir)
        << " | " << fmt(num(c["mean_distance"]), 0) << " | " << c["beyond_trials"].get<int64_t>() << "/"
        << c["trials"].get<int64_t>() << " | " << fmt(num(c["answer_fa_ratio_inside"]), 3) << " / "
        << fmt(num(c["answer_fa_ratio_beyond"]), 3) << " |\n";
+  if (!skipped.empty()) {
+    md << "\nNot run (shorter than a passkey example needs with this tokenizer): length";
+    for (size_t i = 0; i < skipped.size(); ++i) md << (i ? ", " : " ") << skipped[i];
+    md << ".\n";
+  }
   md << "\n## MQAR\n\n![mqar](mqar_by_distance.svg)\n\n| distance | answers | accuracy |\n|---|---|---|\n";
   for (const json& b : mq["by_distance"])
     md << "| " << bucket_label(b) << " | " << fmt(num(b["answers"]), 0) << " | " << fmt(num(b["accuracy"]), 3) << " |\n";

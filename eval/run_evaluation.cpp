@@ -15,12 +15,14 @@
 #include <nlohmann/json.hpp>
 
 #include "data/corpus.h"
+#include "data/dataset.h"
 #include "data/loader.h"
 #include "data/read_file.h"
 #include "data/synthetic.h"
 #include "data/tokenizer.h"
 #include "eval/evaluate.h"
 #include "eval/retrieval.h"
+#include "kernels/cuda/device.h"
 #include "model/checkpoint.h"
 #include "model/memory_estimate.h"
 #include "train/nonfinite.h"
@@ -116,6 +118,7 @@ json run_evaluation(const std::string& checkpoint_arg, const std::string& out_di
   const ModelConfig& mc = configs.model;
   if (ec.threads > 0) omp_set_num_threads(static_cast<int>(ec.threads));
   const Device device = ec.device == "cuda" ? Device::CUDA : Device::CPU;
+  if (device == Device::CUDA) cuda::require_cuda_device("eval.device \"cuda\"");  // before loading anything big
   // float64 checkpoints evaluate in float64 on the CPU; CUDA computes in float32.
   const DType dtype = run.train.dtype == "float64" && device == Device::CPU ? DType::F64 : DType::F32;
   auto load = [&] {
@@ -133,14 +136,22 @@ json run_evaluation(const std::string& checkpoint_arg, const std::string& out_di
   const int64_t T = run.train.seq_len, W = mc.sliding_window, L = mc.num_hidden_layers;
   const int64_t H = mc.num_attention_heads, D = mc.head_dim;
   const std::string cache_dir = ec.cache_dir.empty() ? run.data.cache_dir : ec.cache_dir;
+  const std::string corpus_name = ec.corpus.empty() ? run.data.corpus : ec.corpus;
   const auto tokenizer = make_tokenizer(run.data.tokenizer, cache_dir);
-  const TextCorpus corpus = load_corpus(run.data.corpus, cache_dir);
-  const std::vector<int32_t> val_tokens = tokenize_docs(*tokenizer, corpus.val_docs, -1);
+  // The validation split of what the checkpoint trained on: a fetched corpus or the user's own
+  // text or tokens (data/dataset.h), split by the same rule as in training.
+  TokenSplits splits;
+  try {
+    splits = load_token_splits(corpus_name, cache_dir, run.data.val_fraction, *tokenizer);
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + (ec.corpus.empty() ? " (the checkpoint's data.corpus; --set eval.corpus=PATH reads it elsewhere)" : ""));
+  }
+  const std::vector<int32_t>& val_tokens = splits.val;
   log << "swiattn eval: " << dir << "\n  " << L << " layers (";
   for (int64_t l = 0; l < L; ++l) log << (l ? " " : "") << mc.layer_type(l);
   log << "), T " << T << ", window " << W << ", " << dtype_name(dtype) << " on " << device_name(device) << ", "
       << omp_get_max_threads() << " threads\n  held-out text: " << val_tokens.size() << " tokens ("
-      << run.data.corpus << " validation split, " << tokenizer->name() << " tokenizer)\n" << std::flush;
+      << corpus_name << " validation split, " << tokenizer->name() << " tokenizer)\n" << std::flush;
 
   json r;
   r["checkpoint"] = dir;

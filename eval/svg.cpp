@@ -118,7 +118,7 @@ std::string xml_escape(const std::string& text) {
 }
 
 std::string svg_line_plot(const PlotLabels& labels, const std::vector<LineSeries>& series, bool log_x,
-                          double y_min, double y_max) {
+                          double y_min, double y_max, const std::vector<XMarker>& markers) {
   std::vector<double> all_y;
   double x_lo = 0, x_hi = 0;
   bool any_x = false;
@@ -148,6 +148,16 @@ std::string svg_line_plot(const PlotLabels& labels, const std::vector<LineSeries
       << kTop + kPlotH + 4 << "\" stroke=\"black\"/>\n"
       << "<text x=\"" << px(x) << "\" y=\"" << kTop + kPlotH + 18 << "\" text-anchor=\"middle\">"
       << num(log_x ? std::exp2(v) : v) << "</text>\n";
+  }
+  for (const XMarker& m : markers) {  // dashed vertical lines, labelled at the top
+    if (log_x && !(m.x > 0)) continue;
+    const double v = log_x ? std::log2(m.x) : m.x;
+    if (!(v >= x_lo && v <= x_hi)) continue;
+    const double x = X(m.x);
+    s << "<g class=\"marker\"><line x1=\"" << px(x) << "\" y1=\"" << kTop << "\" x2=\"" << px(x) << "\" y2=\""
+      << kTop + kPlotH << "\" stroke=\"#555555\" stroke-width=\"1.5\" stroke-dasharray=\"4 3\"/>\n"
+      << "<text x=\"" << px(x + 4) << "\" y=\"" << kTop + 12 << "\" font-size=\"11\" fill=\"#333333\">"
+      << xml_escape(m.label) << "</text></g>\n";
   }
   for (size_t k = 0; k < series.size(); ++k) {
     const LineSeries& ls = series[k];
@@ -197,7 +207,14 @@ std::string svg_bar_chart(const PlotLabels& labels, const std::vector<std::strin
     const double x = kLeft + slot * static_cast<double>(i);
     s << "<text x=\"" << px(x + slot / 2) << "\" y=\"" << kTop + kPlotH + 18 << "\" text-anchor=\"middle\">"
       << xml_escape(bar_labels[i]) << "</text>\n";
-    if (std::isnan(values[i])) continue;
+    if (std::isnan(values[i])) {  // not measured: an outlined box saying so, never an empty slot
+      s << "<g class=\"na\"><rect x=\"" << px(x + slot * 0.15) << "\" y=\"" << px(kTop + kPlotH - 24) << "\" width=\""
+        << px(slot * 0.7) << "\" height=\"24\" fill=\"none\" stroke=\"#999999\" stroke-dasharray=\"3 2\"/>"
+        << "<text x=\"" << px(x + slot / 2) << "\" y=\"" << px(kTop + kPlotH - 8) << "\" text-anchor=\"middle\" "
+        << "font-size=\"10\" fill=\"#666666\">n/a</text><title>" << xml_escape(bar_labels[i])
+        << ": n/a (no measurement)</title></g>\n";
+      continue;
+    }
     const double top = Y(values[i]), base = Y(std::max(y_min, 0.0));
     s << "<rect class=\"bar\" x=\"" << px(x + slot * 0.15) << "\" y=\"" << px(std::min(top, base)) << "\" width=\""
       << px(slot * 0.7) << "\" height=\"" << px(std::abs(base - top)) << "\" fill=\"" << kColors[0] << "\"><title>"
@@ -230,9 +247,12 @@ std::string svg_grouped_bar_chart(const PlotLabels& labels, const std::vector<st
       << xml_escape(group_labels[g]) << "</text>\n";
     for (size_t k = 0; k < values.size(); ++k) {
       const double x = x0 + slot * 0.1 + bar * static_cast<double>(k), v = values[k][g];
-      if (std::isnan(v)) {
-        s << "<text x=\"" << px(x + bar / 2) << "\" y=\"" << px(kTop + kPlotH - 4)
-          << "\" text-anchor=\"middle\" font-size=\"9\" fill=\"#777777\">n/a</text>\n";
+      if (std::isnan(v)) {  // not measured (e.g. no trial inside the window): say so, not 0
+        s << "<g class=\"na\"><rect x=\"" << px(x) << "\" y=\"" << px(kTop + kPlotH - 22) << "\" width=\""
+          << px(bar * 0.92) << "\" height=\"22\" fill=\"none\" stroke=\"" << kColors[k % 10]
+          << "\" stroke-dasharray=\"3 2\"/><text x=\"" << px(x + bar / 2) << "\" y=\"" << px(kTop + kPlotH - 7)
+          << "\" text-anchor=\"middle\" font-size=\"9\" fill=\"#555555\">n/a</text><title>"
+          << xml_escape(series_names[k] + ", " + group_labels[g]) << ": n/a (no measurement)</title></g>\n";
         continue;
       }
       const double top = Y(v), base = Y(std::max(y_min, 0.0));
@@ -253,29 +273,49 @@ std::string svg_grouped_bar_chart(const PlotLabels& labels, const std::vector<st
 
 std::string svg_heatmap(const PlotLabels& labels, const std::vector<std::string>& row_labels,
                         const std::vector<std::string>& col_labels,
-                        const std::vector<std::vector<double>>& values, double v_min, double v_max) {
+                        const std::vector<std::vector<double>>& values, double v_min, double v_max,
+                        const std::vector<std::string>& row_notes) {
   if (values.size() != row_labels.size()) throw Error("svg_heatmap: rows and row labels differ in count");
   for (const auto& row : values)
     if (row.size() != col_labels.size()) throw Error("svg_heatmap: a row's length differs from the column labels");
+  if (!row_notes.empty() && row_notes.size() != row_labels.size())
+    throw Error("svg_heatmap: row notes and rows differ in count");
   if (!(v_max > v_min)) throw Error("svg_heatmap: v_max must exceed v_min");
+  auto color = [&](double v) {  // white -> #08519c over [v_min, v_max]
+    const double a = std::clamp((v - v_min) / (v_max - v_min), 0.0, 1.0);
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "#%02x%02x%02x", static_cast<int>(255 - a * (255 - 8)),
+                  static_cast<int>(255 - a * (255 - 81)), static_cast<int>(255 - a * (255 - 156)));
+    return std::string(buf);
+  };
   std::ostringstream s;
-  s << header(labels);
+  s << header(labels)
+    << "<defs><pattern id=\"skipped\" width=\"8\" height=\"8\" patternUnits=\"userSpaceOnUse\" "
+       "patternTransform=\"rotate(45)\"><rect width=\"8\" height=\"8\" fill=\"#eeeeee\"/>"
+       "<line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"8\" stroke=\"#bbbbbb\" stroke-width=\"3\"/></pattern>\n"
+    << "<linearGradient id=\"scale\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">";
+  for (int i = 0; i <= 4; ++i)
+    s << "<stop offset=\"" << num(i / 4.0) << "\" stop-color=\"" << color(v_min + (v_max - v_min) * i / 4.0) << "\"/>";
+  s << "</linearGradient></defs>\n";
   const double cw = kPlotW / static_cast<double>(std::max<size_t>(col_labels.size(), 1));
   const double ch = kPlotH / static_cast<double>(std::max<size_t>(row_labels.size(), 1));
   for (size_t r = 0; r < values.size(); ++r) {
     const double y = kTop + ch * static_cast<double>(r);
     s << "<text x=\"" << kLeft - 6 << "\" y=\"" << px(y + ch / 2 + 4) << "\" text-anchor=\"end\">"
       << xml_escape(row_labels[r]) << "</text>\n";
+    if (!row_notes.empty() && !row_notes[r].empty()) {  // a row not measured at all
+      s << "<g class=\"skipped-row\"><rect x=\"" << kLeft << "\" y=\"" << px(y) << "\" width=\"" << kPlotW
+        << "\" height=\"" << px(ch) << "\" fill=\"url(#skipped)\" stroke=\"#bbbbbb\"/>\n"
+        << "<text x=\"" << px(kLeft + kPlotW / 2) << "\" y=\"" << px(y + ch / 2 + 4)
+        << "\" text-anchor=\"middle\" fill=\"#444444\">" << xml_escape(row_notes[r]) << "</text></g>\n";
+      continue;
+    }
     for (size_t c = 0; c < col_labels.size(); ++c) {
       const double v = values[r][c];
       const double x = kLeft + cw * static_cast<double>(c);
       std::string fill = "#cccccc", text = "n/a";
       if (!std::isnan(v)) {
-        const double a = std::clamp((v - v_min) / (v_max - v_min), 0.0, 1.0);  // white -> #08519c
-        char buf[16];
-        std::snprintf(buf, sizeof buf, "#%02x%02x%02x", static_cast<int>(255 - a * (255 - 8)),
-                      static_cast<int>(255 - a * (255 - 81)), static_cast<int>(255 - a * (255 - 156)));
-        fill = buf;
+        fill = color(v);
         char t[16];
         std::snprintf(t, sizeof t, "%.2f", v);
         text = t;
@@ -290,12 +330,40 @@ std::string svg_heatmap(const PlotLabels& labels, const std::vector<std::string>
   for (size_t c = 0; c < col_labels.size(); ++c)
     s << "<text x=\"" << px(kLeft + cw * (static_cast<double>(c) + 0.5)) << "\" y=\"" << kTop + kPlotH + 18
       << "\" text-anchor=\"middle\">" << xml_escape(col_labels[c]) << "</text>\n";
-  // Colour scale legend.
-  s << "<text x=\"" << kWidth - kRight + 12 << "\" y=\"" << kTop + 10 << "\">" << num(v_max) << "</text>\n"
-    << "<rect x=\"" << kWidth - kRight + 12 << "\" y=\"" << kTop + 16 << "\" width=\"20\" height=\"20\" fill=\"#08519c\"/>\n"
-    << "<rect x=\"" << kWidth - kRight + 12 << "\" y=\"" << kTop + 36 << "\" width=\"20\" height=\"20\" fill=\"#ffffff\" stroke=\"#999\"/>\n"
-    << "<text x=\"" << kWidth - kRight + 12 << "\" y=\"" << kTop + 72 << "\">" << num(v_min) << "</text>\n"
-    << "</svg>\n";
+  // The colour scale: a bar from v_min (bottom) to v_max (top) with five ticks, and the n/a swatch.
+  const double bx = kWidth - kRight + 16, bw = 18, by = kTop + 10, bh = kPlotH - 70;
+  s << "<g class=\"colour-scale\"><rect x=\"" << bx << "\" y=\"" << by << "\" width=\"" << bw << "\" height=\"" << bh
+    << "\" fill=\"url(#scale)\" stroke=\"#999999\"/>\n";
+  for (int i = 0; i <= 4; ++i) {
+    const double ty = by + bh - bh * i / 4.0;
+    s << "<line x1=\"" << bx + bw << "\" y1=\"" << px(ty) << "\" x2=\"" << bx + bw + 4 << "\" y2=\"" << px(ty)
+      << "\" stroke=\"black\"/><text x=\"" << bx + bw + 7 << "\" y=\"" << px(ty + 4) << "\">"
+      << num(v_min + (v_max - v_min) * i / 4.0) << "</text>\n";
+  }
+  s << "<rect x=\"" << bx << "\" y=\"" << by + bh + 18 << "\" width=\"" << bw << "\" height=\"14\" fill=\"#cccccc\" "
+       "stroke=\"#bbbbbb\"/><text x=\"" << bx + bw + 7 << "\" y=\"" << by + bh + 30 << "\">n/a</text>\n";
+  if (!row_notes.empty())
+    s << "<rect x=\"" << bx << "\" y=\"" << by + bh + 38 << "\" width=\"" << bw << "\" height=\"14\" fill=\"url(#skipped)\" "
+         "stroke=\"#bbbbbb\"/><text x=\"" << bx + bw + 7 << "\" y=\"" << by + bh + 50 << "\">not run</text>\n";
+  s << "</g>\n</svg>\n";
+  return s.str();
+}
+
+std::string svg_stack(const std::vector<std::string>& figures) {
+  std::ostringstream s;
+  s << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\""
+    << kHeight * static_cast<double>(figures.size()) << "\" viewBox=\"0 0 " << kWidth << " "
+    << kHeight * static_cast<double>(figures.size()) << "\">\n";
+  for (size_t i = 0; i < figures.size(); ++i) {
+    std::string f = figures[i];
+    if (f.rfind("<?xml", 0) == 0) f = f.substr(f.find('\n') + 1);  // one declaration, at the top
+    const size_t root = f.find("<svg ");
+    if (root == std::string::npos) throw Error("svg_stack: figure " + std::to_string(i) + " is not an SVG document");
+    f.insert(root + 5, "y=\"" + num(kHeight * static_cast<double>(i)) + "\" ");
+    s << f;
+  }
+  s << "</svg>\n";
   return s.str();
 }
 

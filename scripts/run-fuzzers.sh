@@ -18,11 +18,11 @@ seconds=${FUZZ_SECONDS:-60}
 build_dir=${FUZZ_BUILD:-build-fuzz}
 jobs=${JOBS:-$(nproc)}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors config tokenizer checkpoint_json)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors config tokenizer checkpoint_json token_file)
 
 # The largest input each target is given: a few seeds' worth for safetensors and configs; the
 # tokenizer's BPE merge is quadratic in a piece's length, so its inputs stay at 1 KiB.
-declare -A max_len=([safetensors]=4096 [config]=4096 [tokenizer]=1024 [checkpoint_json]=4096)
+declare -A max_len=([safetensors]=4096 [config]=4096 [tokenizer]=1024 [checkpoint_json]=4096 [token_file]=4096)
 
 for tool in clang clang++; do
   command -v "$tool" >/dev/null || { echo "[fuzz] $tool not found: run scripts/install-deps.sh"; exit 1; }

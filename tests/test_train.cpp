@@ -303,6 +303,7 @@ TEST_CASE("train: config defaults validate and every field round-trips through J
   c.data.mqar_weight = 0.5;
   c.data.mqar_pairs = 5;
   c.data.min_needle_distance = 100;
+  c.data.val_fraction = 0.25;
   c.reg.mode = "fixed";
   c.reg.gamma_base = 2e-3;
   c.reg.eps = 0.5;
@@ -319,7 +320,7 @@ TEST_CASE("train: config defaults validate and every field round-trips through J
   const json written = config_to_json(c);
   CHECK(written["model"].size() == 20);
   CHECK(written["train"].size() == 29);
-  CHECK(written["data"].size() == 8);
+  CHECK(written["data"].size() == 9);
   CHECK(written["reg"].size() == 7);
   const Config back = config_from_json(json::parse(written.dump()), "round-trip");
   CHECK(config_to_json(back) == written);

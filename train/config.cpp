@@ -16,6 +16,7 @@
 #include <sstream>
 #include <variant>
 
+#include "data/dataset.h"
 #include "data/synthetic.h"
 #include "io/json_reader.h"
 #include "tensor/tensor.h"
@@ -34,81 +35,102 @@ struct Field {
   const char* section;          // "model" | "train" | "data" | "reg"
   const char* key;              // the member's name, also the JSON key
   FieldRef (*locate)(Config&);  // where the value lives in a Config
+  const char* range;            // the values validate_config accepts, for docs/config.md: ">= 1",
+                                // "[0, 1)", "\"a\" | \"b\"", or words (checked by tests/test_config_reference.cpp)
+  const char* meaning;          // one or two sentences for docs/config.md
 };
 
-// FIELD(model, hidden_size) is the key "model.hidden_size" bound to config.model.hidden_size;
-// the name and the member are spelt once, so they cannot disagree.
-#define FIELD(SECTION, KEY) \
-  Field { #SECTION, #KEY, [](Config& c) -> FieldRef { return &c.SECTION.KEY; } }
+// FIELD(model, hidden_size, range, meaning) is the key "model.hidden_size" bound to
+// config.model.hidden_size; the name and the member are spelt once, so they cannot disagree.
+// This table is also the configuration reference: docs/config.md is generated from it
+// (`swiattn train --config-reference`), and a test fails when the two differ.
+#define FIELD(SECTION, KEY, RANGE, MEANING) \
+  Field { #SECTION, #KEY, [](Config& c) -> FieldRef { return &c.SECTION.KEY; }, RANGE, MEANING }
 
 const Field kFields[] = {
-    FIELD(model, vocab_size),
-    FIELD(model, hidden_size),
-    FIELD(model, num_hidden_layers),
-    FIELD(model, num_attention_heads),
-    FIELD(model, num_key_value_heads),
-    FIELD(model, head_dim),
-    FIELD(model, intermediate_size),
-    FIELD(model, sliding_window),
-    FIELD(model, layer_types),
-    FIELD(model, rope_theta),
-    FIELD(model, rms_norm_eps),
-    FIELD(model, tie_word_embeddings),
-    FIELD(model, max_position_embeddings),
-    FIELD(model, initializer_range),
-    FIELD(model, router_input),
-    FIELD(model, router_init),
-    FIELD(model, router_threshold),
-    FIELD(model, router_init_std),
-    FIELD(model, router_full_bias),
-    FIELD(model, router_detach_input),
+    FIELD(model, vocab_size, ">= the tokenizer's: 256 (byte), 50257 (gpt2)", "V, the number of token ids."),
+    FIELD(model, hidden_size, ">= 1", "C = d_model, the width of the residual stream."),
+    FIELD(model, num_hidden_layers, ">= 1", "L, the number of transformer layers."),
+    FIELD(model, num_attention_heads, ">= 1", "H, query heads per layer."),
+    FIELD(model, num_key_value_heads, ">= 1", "Hkv, key/value heads (grouped-query attention); must divide num_attention_heads."),
+    FIELD(model, head_dim, ">= 2", "D, the width of one head; even (RoPE rotates pairs)."),
+    FIELD(model, intermediate_size, ">= 1", "The hidden width of the SwiGLU MLP."),
+    FIELD(model, sliding_window, ">= 1", "W, the keys a sliding-window query reads, itself included (spec §2)."),
+    FIELD(model, layer_types, "\"full\" | \"swa\" | \"switch\", one per layer; or empty",
+          "Each layer's attention: full causal, sliding window, or switch (a router picks per token, spec §3). Empty: every layer full."),
+    FIELD(model, rope_theta, "> 0", "The RoPE base frequency."),
+    FIELD(model, rms_norm_eps, "> 0", "The epsilon inside RMSNorm."),
+    FIELD(model, tie_word_embeddings, "true | false", "The output head is the embedding matrix (true) or a separate lm_head (false)."),
+    FIELD(model, max_position_embeddings, ">= 1", "The longest sequence the model accepts; train.seq_len must not exceed it."),
+    FIELD(model, initializer_range, "> 0", "The standard deviation of the normal initialisation of the weights."),
+    FIELD(model, router_input, "\"normed\" | \"residual\"",
+          "What the router reads: the RMSNorm-ed state u_t that Q/K/V read, or the residual x_t (docs/swiattn.md)."),
+    FIELD(model, router_init, "\"random\" | \"full\"",
+          "Router initialisation: w_r ~ N(0, router_init_std^2), b_r = 0; or w_r = 0, b_r = router_full_bias (starts as full attention)."),
+    FIELD(model, router_threshold, "(0, 1)", "tau: a token goes to full attention when p_t > tau (spec §3)."),
+    FIELD(model, router_init_std, ">= 0", "The standard deviation of w_r with router_init \"random\"."),
+    FIELD(model, router_full_bias, "any number", "b_r with router_init \"full\"."),
+    FIELD(model, router_detach_input, "true | false",
+          "The straight-through gradient trains the router's w_r, b_r only (true), or also flows into the hidden state it reads (false)."),
 
-    FIELD(train, seed),
-    FIELD(train, batch_size),
-    FIELD(train, seq_len),
-    FIELD(train, steps),
-    FIELD(train, learning_rate),
-    FIELD(train, min_learning_rate),
-    FIELD(train, warmup_steps),
-    FIELD(train, weight_decay),
-    FIELD(train, beta1),
-    FIELD(train, beta2),
-    FIELD(train, adam_eps),
-    FIELD(train, grad_clip),
-    FIELD(train, log_interval),
-    FIELD(train, eval_interval),
-    FIELD(train, eval_batches),
-    FIELD(train, dtype),
-    FIELD(train, device),
-    FIELD(train, deterministic),
-    FIELD(train, float32_attention),
-    FIELD(train, threads),
-    FIELD(train, sample_tokens),
-    FIELD(train, sample_prompt),
-    FIELD(train, sample_temperature),
-    FIELD(train, init_from),
-    FIELD(train, checkpoint_interval),
-    FIELD(train, keep_checkpoints),
-    FIELD(train, on_nonfinite),
-    FIELD(train, max_skipped_batches),
-    FIELD(train, curriculum),
+    FIELD(train, seed, "any integer >= 0", "Seeds the parameter initialisation, the batch sampling and the sample after training."),
+    FIELD(train, batch_size, ">= 1", "B, sequences per optimizer step."),
+    FIELD(train, seq_len, ">= 1", "T, tokens per training sequence; at most model.max_position_embeddings. Also the length eval uses."),
+    FIELD(train, steps, ">= 0", "Optimizer steps; 0 evaluates the initial model only (e.g. SWA-ZS)."),
+    FIELD(train, learning_rate, ">= 0", "The peak learning rate, reached after the warm-up."),
+    FIELD(train, min_learning_rate, ">= 0", "The floor of the cosine decay; at most train.learning_rate."),
+    FIELD(train, warmup_steps, ">= 0", "Steps of linear warm-up from 0 to train.learning_rate."),
+    FIELD(train, weight_decay, ">= 0", "AdamW's decoupled weight decay; not applied to the norms' gains."),
+    FIELD(train, beta1, "[0, 1)", "AdamW's first-moment decay."),
+    FIELD(train, beta2, "[0, 1)", "AdamW's second-moment decay."),
+    FIELD(train, adam_eps, "> 0", "AdamW's epsilon."),
+    FIELD(train, grad_clip, ">= 0", "The global gradient-norm clip; 0 disables it."),
+    FIELD(train, log_interval, ">= 1", "Steps between progress lines (and metrics.jsonl progress records)."),
+    FIELD(train, eval_interval, ">= 1", "Steps between validation evaluations (and one at the end)."),
+    FIELD(train, eval_batches, ">= 1", "Validation batches per evaluation."),
+    FIELD(train, dtype, "\"float32\" | \"float64\" | \"bfloat16\"",
+          "float64 on the CPU only; bfloat16 on cuda only (mixed precision: float32 master weights and moments, bfloat16 compute)."),
+    FIELD(train, device, "\"cpu\" | \"cuda\"", "Where to train (docs/cuda.md); --device sets it."),
+    FIELD(train, deterministic, "true | false",
+          "cuda: fixed-order sums everywhere, so two runs on the same GPU write the same bits (docs/cuda.md; its cost: docs/perf.md). The CPU is deterministic always."),
+    FIELD(train, float32_attention, "\"float32\" | \"bfloat16\"",
+          "cuda with train.dtype float32: exact float32 attention, or the attention ops on the bf16 tensor-core kernels with float32 in and out (docs/cuda.md)."),
+    FIELD(train, threads, ">= 0", "OpenMP threads; 0 uses every core."),
+    FIELD(train, sample_tokens, ">= 0", "Tokens generated after training and printed; 0 for none."),
+    FIELD(train, sample_prompt, "a string that encodes to >= 1 token", "The prompt of that sample."),
+    FIELD(train, sample_temperature, "> 0", "The sampling temperature of that sample."),
+    FIELD(train, init_from, "\"\" or a checkpoint folder",
+          "Continual pretraining (spec §6): start from this checkpoint's weights; routers it lacks are initialised (--init-from sets it)."),
+    FIELD(train, checkpoint_interval, ">= 0", "Steps between checkpoints in OUT/checkpoint; 0 saves only at the end."),
+    FIELD(train, keep_checkpoints, ">= 1", "Checkpoints kept in OUT/checkpoints: the newest N (OUT/checkpoint links the newest; docs/reliability.md)."),
+    FIELD(train, on_nonfinite, "\"stop\" | \"skip\"", "A NaN or infinity in the loss or the gradients stops the run, or skips the batch."),
+    FIELD(train, max_skipped_batches, ">= 0", "With on_nonfinite \"skip\": stop once more batches than this were skipped."),
+    FIELD(train, curriculum, "stages {\"steps\" >= 1, \"seq_len\" >= 1, \"batch_size\" >= 0}; or empty",
+          "A context curriculum (docs/training.md): stages run in order, their steps sum to train.steps, the last one's seq_len is train.seq_len; batch_size 0 means train.batch_size. Empty: one stage."),
 
-    FIELD(data, corpus),
-    FIELD(data, tokenizer),
-    FIELD(data, cache_dir),
-    FIELD(data, synthetic_fraction),
-    FIELD(data, passkey_weight),
-    FIELD(data, mqar_weight),
-    FIELD(data, mqar_pairs),
-    FIELD(data, min_needle_distance),
+    FIELD(data, corpus, "\"sotu\" | \"moby-dick\" | \"sotu+moby-dick\" | a file or folder",
+          "What to train on: a fetched corpus, or your own text file, folder of .txt files, token file, or swiattn prepare's folder (data/dataset.h, data/README.md)."),
+    FIELD(data, tokenizer, "\"byte\" | \"gpt2\"", "Byte ids (256) or GPT-2's BPE (50257 ids: set model.vocab_size=50257)."),
+    FIELD(data, cache_dir, "a folder", "Where make data put the packages; a relative path is also looked up in the source tree (data/cache_dir.h)."),
+    FIELD(data, val_fraction, "(0, 1)",
+          "Own text and single token files: the last val_fraction of the tokens is the validation split. The fetched corpora hold out whole documents instead."),
+    FIELD(data, synthetic_fraction, "[0, 1]",
+          "The share of training rows that are synthetic retrieval examples (passkey, MQAR) in training-split filler; 0 = text only."),
+    FIELD(data, passkey_weight, ">= 0", "The weight of passkey among synthetic rows (against mqar_weight); not both 0."),
+    FIELD(data, mqar_weight, ">= 0", "The weight of MQAR among synthetic rows (against passkey_weight)."),
+    FIELD(data, mqar_pairs, "[1, 64]", "Key-value pairs per MQAR example."),
+    FIELD(data, min_needle_distance, ">= -1",
+          "Passkey rows: at least this many tokens from the needle to the answer; -1 = model.sliding_window, 0 = no minimum; below train.seq_len."),
 
-    FIELD(reg, mode),
-    FIELD(reg, gamma_base),
-    FIELD(reg, eps),
-    FIELD(reg, alpha),
-    FIELD(reg, controller),
-    FIELD(reg, target_ratio),
-    FIELD(reg, controller_rate),
+    FIELD(reg, mode, "\"adaptive\" | \"fixed\" | \"off\"",
+          "The efficiency regulariser of switch layers (spec §5): Eq. 8's adaptive gamma, gamma = gamma_base, or none (ratios still logged)."),
+    FIELD(reg, gamma_base, ">= 0", "Eq. 8's gamma_base; the controller never changes it."),
+    FIELD(reg, eps, "> 0", "Eq. 8's epsilon."),
+    FIELD(reg, alpha, ">= 0", "Eq. 8's weight of ||O_FULL - O_SWA||^2."),
+    FIELD(reg, controller, "\"off\" | \"bias\"",
+          "The target-ratio controller (docs/training.md, docs/swiattn.md): \"bias\" shifts every switch layer's router bias after each step to hold reg.target_ratio."),
+    FIELD(reg, target_ratio, "[0, 1]", "The full-attention ratio the controller holds (0 means a target of 0, not off)."),
+    FIELD(reg, controller_rate, "(0, 1]", "The share of the controller's shift applied each step (bounded by 1 logit)."),
 };
 #undef FIELD
 
@@ -415,9 +437,10 @@ void validate_config(const Config& config) {
   require(t.sample_temperature > 0, "train.sample_temperature",
           "must be > 0" + got(t.sample_temperature));
 
-  require(d.corpus == "sotu" || d.corpus == "moby-dick" || d.corpus == "sotu+moby-dick",
-          "data.corpus",
-          "must be \"sotu\", \"moby-dick\" or \"sotu+moby-dick\", got " + quoted(d.corpus));
+  require(is_builtin_corpus(d.corpus) || (!d.corpus.empty() && std::filesystem::exists(d.corpus)), "data.corpus",
+          "must be \"sotu\", \"moby-dick\", \"sotu+moby-dick\" or an existing text file, folder or token file "
+          "(data/dataset.h), got " + quoted(d.corpus));
+  require(d.val_fraction > 0 && d.val_fraction < 1, "data.val_fraction", "must be in (0, 1)" + got(d.val_fraction));
   require(d.tokenizer == "byte" || d.tokenizer == "gpt2", "data.tokenizer",
           "must be \"byte\" or \"gpt2\", got " + quoted(d.tokenizer));
   require(!d.cache_dir.empty(), "data.cache_dir", "must not be empty");
@@ -477,6 +500,78 @@ void validate_config(const Config& config) {
           num(m.vocab_size) + " is too small for the " + d.tokenizer + " tokenizer (needs >= " +
               num(tokenizer_vocab) + ")");
   validate_config_bounds(config);  // train/config_bounds.cpp: upper bounds, products, a vocabulary the tokenizer decodes
+}
+
+// ---------------------------------------------------------------------------------------------
+// The configuration reference (docs/config.md), generated from kFields
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+const char* type_name(const FieldRef& ref) {
+  struct Namer {
+    const char* operator()(int64_t*) const { return "integer"; }
+    const char* operator()(uint64_t*) const { return "integer"; }
+    const char* operator()(double*) const { return "number"; }
+    const char* operator()(bool*) const { return "boolean"; }
+    const char* operator()(std::string*) const { return "string"; }
+    const char* operator()(std::vector<std::string>*) const { return "array of strings"; }
+    const char* operator()(std::vector<CurriculumStage>*) const { return "array of objects"; }
+  };
+  return std::visit(Namer{}, ref);
+}
+
+// Markdown table cells: a | would end the cell.
+std::string cell(const std::string& text) {
+  std::string out;
+  for (char c : text) out += c == '|' ? std::string("\\|") : std::string(1, c);
+  return out;
+}
+
+const char* section_intro(const std::string& section) {
+  if (section == "model")
+    return "The architecture (model/config.h). A checkpoint's config.json holds these keys under the same names "
+           "(Hugging Face style); spec §1-4.";
+  if (section == "train") return "The training run (train/trainer.h, docs/training.md).";
+  if (section == "data")
+    return "What the model reads: the corpus, the tokenizer and the synthetic retrieval rows of the training mixture "
+           "(data/README.md).";
+  return "The efficiency regulariser (spec §5, train/regularizer.h) and the target-ratio controller (docs/swiattn.md).";
+}
+
+}  // namespace
+
+std::string config_reference_markdown() {
+  const json defaults = config_to_json(Config{});
+  std::ostringstream md;
+  md << "# Configuration reference\n\n"
+     << "<!-- GENERATED by `swiattn train --config-reference` from the field table of train/config.cpp (kFields);\n"
+     << "     do not edit: change the table and regenerate. tests/test_config_reference.cpp fails when they differ. -->\n\n"
+     << "A run's configuration has four sections, `model`, `train`, `data` and `reg`. Give any subset as JSON\n"
+     << "(`swiattn train --config FILE.json`, e.g. `{\"train\": {\"steps\": 100}, \"data\": {\"corpus\": \"my.txt\"}}`)\n"
+     << "and override single keys with `--set section.key=value` (the value is read as JSON when it parses, else\n"
+     << "as a string: `--set model.layer_types='[\"full\",\"swa\"]'`, `--set data.corpus=my.txt`). Missing keys keep\n"
+     << "the defaults below; `swiattn train --print-config` prints the resolved configuration. Unknown keys, wrong\n"
+     << "types and values outside the range are refused with a message naming the key. `swiattn eval` has its own\n"
+     << "`eval.*` keys (docs/eval.md).\n\n"
+     << "Integers are JSON integers (`2.0` is refused); a range like `[0, 1)` includes 0 and excludes 1.\n";
+  Config scratch;
+  for (const char* section : kSections) {
+    md << "\n## " << section << "\n\n" << section_intro(section) << "\n\n"
+       << "| key | type | default | range | meaning |\n|---|---|---|---|---|\n";
+    for (const Field& f : kFields) {
+      if (std::string(f.section) != section) continue;
+      md << "| `" << f.section << "." << f.key << "` | " << type_name(f.locate(scratch)) << " | `"
+         << cell(defaults[f.section][f.key].dump()) << "` | " << cell(f.range) << " | " << cell(f.meaning) << " |\n";
+    }
+  }
+  return md.str();
+}
+
+std::vector<std::pair<std::string, std::string>> config_key_ranges() {
+  std::vector<std::pair<std::string, std::string>> keys;
+  for (const Field& f : kFields) keys.emplace_back(std::string(f.section) + "." + f.key, f.range);
+  return keys;
 }
 
 }  // namespace swiattn

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>  // nlohmann::json; include <nlohmann/json.hpp> to use it
@@ -71,9 +72,12 @@ struct TrainConfig {
 };
 
 struct DataConfig {
-  std::string corpus = "sotu+moby-dick";  // "sotu" | "moby-dick" | "sotu+moby-dick"
+  // "sotu" | "moby-dick" | "sotu+moby-dick", or a path: a text file, a folder of .txt files, a
+  // token file, a folder from `swiattn prepare` (data/dataset.h)
+  std::string corpus = "sotu+moby-dick";
   std::string tokenizer = "byte";         // "byte" | "gpt2"
-  std::string cache_dir = "data/cache";   // where `make data` put the packages
+  std::string cache_dir = "data/cache";   // where `make data` put the packages (data/cache_dir.h)
+  double val_fraction = 0.1;              // own text / one token file: the last share is validation
   // The training mixture (data/README.md): each training row is, with this probability, a
   // synthetic retrieval example (passkey or MQAR in training-split filler) instead of a text
   // window. 0 = text only (the loader of before, batch for batch). Validation stays real text.
@@ -85,7 +89,7 @@ struct DataConfig {
 };
 
 // The adaptive efficiency regulariser (spec §5, Eq. 7-9) and our target-ratio controller
-// (train/controller.h, docs/swiattn.md).
+// (train/regularizer.h apply_ratio_controller, docs/swiattn.md).
 struct RegularizerConfig {
   std::string mode = "adaptive";  // "adaptive" (Eq. 8) | "fixed" (gamma = gamma_base) | "off"
   double gamma_base = 1e-3;       // Eq. 8's gamma_base; never changed by the controller
@@ -112,7 +116,7 @@ struct Config {
 //   "config run.json: model.hidden_size must be an integer, got 1.5"
 // Reading a config never validates values; call validate_config() after the overrides.
 
-// Reads the sections "model", "train", "data" of j (any subset; missing keys keep defaults).
+// Reads the sections "model", "train", "data", "reg" of j (any subset; missing keys keep defaults).
 // `source` names where j came from (a path, "--set") and starts every error message.
 // Types: integers must be JSON integers (1.5 and 2.0 are rejected), train.seed a non-negative
 // integer, floats any JSON number, booleans true/false, model.layer_types an array of strings.
@@ -131,9 +135,16 @@ nlohmann::json config_to_json(const Config& config);
 // train.sample_prompt=42 sets the prompt "42". Same key and type checks as config_from_json.
 void apply_override(Config& config, const std::string& assignment);
 
-// Checks every value: model.validate() and then the train and data keys (ranges, the sequence
-// length against the model's context, names of dtype / corpus / tokenizer, and a vocabulary
-// large enough for the tokenizer). Throws an Error naming the first offending key.
+// Checks every value: model.validate() and then the train, data and reg keys (ranges, the
+// sequence length against the model's context, names of dtype / corpus / tokenizer, and a
+// vocabulary large enough for the tokenizer). Throws an Error naming the first offending key.
 void validate_config(const Config& config);
+
+// docs/config.md: every key of every section with its type, default, range and meaning, from the
+// one field table of train/config.cpp (`swiattn train --config-reference` prints it).
+std::string config_reference_markdown();
+
+// Every key as "section.key" with its documented range text (for the test that probes them).
+std::vector<std::pair<std::string, std::string>> config_key_ranges();
 
 }  // namespace swiattn

@@ -3,6 +3,8 @@
 #include <omp.h>
 
 #include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +16,7 @@
 #include <sstream>
 
 #include "data/corpus.h"
+#include "data/dataset.h"
 #include "data/loader.h"
 #include "data/tokenizer.h"
 #include "kernels/cuda/allocator.h"
@@ -84,6 +87,28 @@ static std::vector<double> layer_field(const RegularizerResult& r, double LayerR
   return values;
 }
 
+// The wall-clock time now, ISO 8601 in UTC with milliseconds: "2026-12-01T09:14:44.123Z".
+static std::string utc_now_iso() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t secs = std::chrono::system_clock::to_time_t(now);
+  const int64_t ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm utc{};
+  gmtime_r(&secs, &utc);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900, utc.tm_mon + 1,
+                utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+// One record of OUT/metrics.jsonl (docs/training.md): its kind ("progress", "validation",
+// "skipped", "final") and the wall-clock time are on every line.
+static void write_metrics_record(std::ostream& metrics, const char* kind, nlohmann::json record) {
+  record["kind"] = kind;
+  record["time"] = utc_now_iso();
+  metrics << record.dump() << "\n" << std::flush;
+}
+
 std::vector<CurriculumStage> curriculum_stages(const TrainConfig& tc) {
   if (tc.curriculum.empty()) return {{tc.steps, tc.seq_len, tc.batch_size}};
   std::vector<CurriculumStage> stages = tc.curriculum;
@@ -140,11 +165,12 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
   }
   require_training_memory(config, device, dtype);  // train/run_checks.cpp: refused before allocating
 
-  // Data: real text, tokenized, split by whole documents.
+  if (device == Device::CUDA) cuda::require_cuda_device("train.device \"cuda\"");  // before the data is read
+  // Data: a fetched corpus split by whole documents, or the user's own text or tokens (data/dataset.h).
   auto tokenizer = make_tokenizer(config.data.tokenizer, config.data.cache_dir);
-  const TextCorpus corpus = load_corpus(config.data.corpus, config.data.cache_dir);
-  const std::vector<int32_t> train_tokens = tokenize_docs(*tokenizer, corpus.train_docs, -1);
-  const std::vector<int32_t> val_tokens = tokenize_docs(*tokenizer, corpus.val_docs, -1);
+  const TokenSplits splits = load_token_splits(config.data.corpus, config.data.cache_dir, config.data.val_fraction, *tokenizer);
+  const std::vector<int32_t>& train_tokens = splits.train;
+  const std::vector<int32_t>& val_tokens = splits.val;
   TrainSummary summary;
   summary.unigram_entropy = unigram_entropy(train_tokens, tokenizer->vocab_size());
   // The training mixture (data/README.md): synthetic retrieval rows use training-split filler.
@@ -224,7 +250,7 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
   for (int64_t l = 0; l < config.model.num_hidden_layers; ++l) has_switch = has_switch || config.model.layer_type(l) == "switch";
   const bool measure_branches = has_switch && config.reg.mode == "adaptive";
 
-  log << "swiattn train: " << corpus.description << "\n"
+  log << "swiattn train: " << splits.description << "\n"
       << "  tokenizer " << tokenizer->name() << ": " << train_tokens.size() << " train / "
       << val_tokens.size() << " validation tokens; unigram entropy " << std::fixed
       << std::setprecision(3) << summary.unigram_entropy << " nats/token\n"
@@ -257,6 +283,9 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
     log << "  step 0 validation loss " << std::setprecision(4) << state.initial_val_loss;
     if (has_switch) log << " | full-attention ratio per switch layer " << ratios_str(state.last_val_ratios);
     log << "\n" << std::flush;
+    write_metrics_record(metrics, "validation", {{"step", 0}, {"val_loss", state.initial_val_loss},
+                                                 {"val_seq_len", stages[stage].seq_len},
+                                                 {"val_layer_fa_ratio", state.last_val_ratios}});
   }
 
   if (device == Device::CUDA) cuda::reset_peak_bytes_in_use();  // the peak of the training steps
@@ -306,7 +335,7 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
                     (std::filesystem::exists(out / "checkpoint") ? resume_dir : std::string("none")));
       ++state.skipped_batches;
       log << "  skipped batch: " << what << " (" << state.skipped_batches << " skipped so far)\n" << std::flush;
-      metrics << nlohmann::json{{"step", step + 1}, {"skipped", what}}.dump() << "\n" << std::flush;
+      write_metrics_record(metrics, "skipped", {{"step", step + 1}, {"skipped", what}});
       if (state.skipped_batches > tc.max_skipped_batches)
         throw Error("train: " + std::to_string(state.skipped_batches) + " batches skipped for non-finite values, more than " +
                     "train.max_skipped_batches = " + std::to_string(tc.max_skipped_batches) + "; the last: " + what);
@@ -364,7 +393,7 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
         line["layer_regularizer"] = layer_field(reg, &LayerRoutingStats::regularizer);
       }
       log << "\n" << std::flush;
-      metrics << line.dump() << "\n" << std::flush;
+      write_metrics_record(metrics, "progress", line);
     }
     if (done % tc.eval_interval == 0 || done == tc.steps) {
       state.last_val_loss = evaluate_loss(model, val_batches(stage), &state.last_val_ratios);
@@ -372,8 +401,8 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
           << " (unigram entropy " << summary.unigram_entropy << ")";
       if (has_switch) log << " | full-attention ratio per switch layer " << ratios_str(state.last_val_ratios);
       log << "\n" << std::flush;
-      metrics << nlohmann::json{{"step", done}, {"val_loss", state.last_val_loss}, {"val_seq_len", T},
-                                {"val_layer_fa_ratio", state.last_val_ratios}}.dump() << "\n" << std::flush;
+      write_metrics_record(metrics, "validation", {{"step", done}, {"val_loss", state.last_val_loss}, {"val_seq_len", T},
+                                                   {"val_layer_fa_ratio", state.last_val_ratios}});
     }
     if (tc.checkpoint_interval > 0 && done % tc.checkpoint_interval == 0 && done < tc.steps)
       save_training_checkpoint(out_dir, model, config, optimizer, state);
@@ -403,12 +432,11 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
     log << "sample (temperature " << std::setprecision(2) << tc.sample_temperature << "):\n"
         << summary.sample << "\n";
   }
-  metrics << nlohmann::json{{"final_val_loss", summary.final_val_loss},
-                            {"initial_val_loss", summary.initial_val_loss},
-                            {"unigram_entropy", summary.unigram_entropy},
-                            {"tokens", summary.tokens_trained}, {"seconds", summary.seconds},
-                            {"peak_gpu_memory_bytes", summary.peak_device_bytes},
-                            {"skipped_batches", summary.skipped_batches}}.dump() << "\n";
+  write_metrics_record(metrics, "final",
+                       {{"final_val_loss", summary.final_val_loss}, {"initial_val_loss", summary.initial_val_loss},
+                        {"unigram_entropy", summary.unigram_entropy}, {"tokens", summary.tokens_trained},
+                        {"seconds", summary.seconds}, {"peak_gpu_memory_bytes", summary.peak_device_bytes},
+                        {"skipped_batches", summary.skipped_batches}});
   return summary;
 }
 

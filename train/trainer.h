@@ -3,7 +3,8 @@
 // One step: sample a batch (B, T) of token windows, forward, mean next-token cross-entropy plus
 // the efficiency regulariser of the switch layers (Eq. 9), backward, clip the global gradient
 // norm, one AdamW step at the scheduled learning rate, then the optional target-ratio controller.
-// Progress lines go to `log`; every line is also appended to OUT/metrics.jsonl as JSON.
+// Progress lines go to `log`; each progress line, validation, skipped batch and the final summary
+// is also a record of OUT/metrics.jsonl, with its kind and wall-clock time (docs/training.md).
 #pragma once
 
 #include <cstdint>

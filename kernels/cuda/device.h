@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <string>
 
+#include "tensor/tensor.h"
+
 namespace swiattn::cuda {
 
 #ifdef SWIATTN_HAVE_CUDA
@@ -40,5 +42,20 @@ inline bool deterministic() { return false; }
 inline void set_float32_attention_in_bf16(bool) {}
 inline bool float32_attention_in_bf16() { return false; }
 #endif
+
+// Throws a plain Error when no CUDA device can be used ("<what>: no CUDA device here (<why>); use
+// --device cpu"): called before anything slow (reading the data, loading a checkpoint).
+inline void require_cuda_device(const std::string& what) {
+#ifdef SWIATTN_HAVE_CUDA
+  if (device_count() > 0) return;
+  std::string why = device_description();
+  if (why.rfind("no CUDA device: ", 0) == 0) why = why.substr(16);
+  else if (why == "no CUDA device") why = "the driver reports none";
+  throw Error(what + ": no CUDA device here (" + why + "); use --device cpu");
+#else
+  throw Error(what + ": this swiattn was built without CUDA (SWIATTN_CUDA=OFF: no nvcc when CMake configured); "
+              "use --device cpu, or rebuild with nvcc installed");
+#endif
+}
 
 }  // namespace swiattn::cuda

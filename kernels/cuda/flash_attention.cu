@@ -18,7 +18,7 @@
 // with c = log2(e) / sqrt(D): m is kept in log2 units, so one FFMA and one exp2 per score;
 // lse = (m + log2 l) ln 2. K / V tiles: kStages shared-memory stages (default 2), the next
 // tiles' cp.async in flight while the current one is used. Measured on the H100 (B=1, Hq 16,
-// Hkv 8, D 128, T 32K, /work/notes/B1-perf.md): 8 warps x 2 stages 219 TFLOP/s full causal;
+// Hkv 8, D 128, T 32K, docs/perf.md): 8 warps x 2 stages 219 TFLOP/s full causal;
 // 8 x 3: 219; 4 x 3: 202; 4 x 2: 204.
 #include "kernels/cuda/flash_attention.h"
 

@@ -2,9 +2,9 @@
 # scripts/gpu/bundle.sh: build the binaries for a GPU machine that lacks the build dependencies
 # and pack them, with the shared libraries and the corpora they need, into one file.
 #
-# The lent H100/H200 machines have nvcc, cuBLAS and PyTorch but no Eigen, doctest,
-# nlohmann-json or ICU, and reach no package server (docs/cuda.md). So the binaries are built
-# here for any x86-64 (SWIATTN_NATIVE=OFF) and sm_90a (Hopper with wgmma: the attention forward of
+# For a GPU node that has nvcc, cuBLAS and PyTorch but not Eigen, doctest, nlohmann-json or ICU
+# (and perhaps no package server to install them from; docs/cuda.md), the binaries are built on
+# a machine that has them, for any x86-64 (SWIATTN_NATIVE=OFF) and sm_90a (Hopper with wgmma: the attention forward of
 # kernels/cuda/hopper_attention.cu; the sm_80-style kernels run there too), and travel as
 # build-gpu/bundle.tar.xz (about 20 MB: ICU's data file and the text compress well). The bundle
 # also holds ptxas's resource reports of the Hopper kernels (ptxas-hopper.txt for the forward,
