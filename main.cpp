@@ -7,6 +7,7 @@
 //                 [--device cpu|cuda] [--print-config] | swiattn train --resume DIR
 //   swiattn eval --checkpoint DIR --out DIR [--set eval.key=value]... [--device cpu|cuda]
 //   swiattn eval table --out FILE.md NAME=EVAL_DIR [NAME=EVAL_DIR ...]
+//   swiattn launch --nproc N [--bucket-mb MB] [--no-overlap] train [train options]
 //
 // With no --config the embedded default (train/config.h) is used: a tiny byte-level model on
 // real English text that trains on 2 CPU cores in a few minutes.
@@ -29,6 +30,8 @@
 #include "model/decode.h"
 #include "tensor/random.h"
 #include "train/config.h"
+#include "train/data_parallel.h"  // [data-parallel]
+#include "train/launch.h"         // [data-parallel]
 #include "train/trainer.h"
 
 namespace {
@@ -42,6 +45,7 @@ constexpr const char* kUsage =
     "  train      train a model (the embedded default needs no options)\n"
     "  eval       evaluate a checkpoint: perplexity, retrieval, routing, efficiency\n"
     "  generate   sample text from a checkpoint with the KV cache (spec §7)\n"
+    "  launch     train on several GPUs of this machine, one process each (docs/distributed.md)\n"
     "  bench      time the CUDA kernels (GPU; bench/README.md)\n"
     "\n"
     "options for train:\n"
@@ -63,6 +67,12 @@ constexpr const char* kUsage =
     "                          OUT/report.md; e.g. --set eval.passkey_trials=8\n"
     "  swiattn eval table --out FILE.md NAME=EVAL_DIR [NAME=EVAL_DIR ...]\n"
     "                          the reproduction table; one NAME must be FullAttn\n"
+    "\n"
+    "options for launch (docs/distributed.md):\n"
+    "  swiattn launch --nproc N [--bucket-mb MB] [--no-overlap] train [train options]\n"
+    "                          N ranks of `swiattn train`, rank r on GPU r; train.batch_size is the\n"
+    "                          global batch (a multiple of N); rank 0 writes the run's files,\n"
+    "                          ranks 1.. log to OUT/distributed/rank-R.log\n"
     "\n"
     "options for generate (docs/decoding.md):\n"
     "  --checkpoint DIR        a checkpoint, or the folder train wrote (DIR/checkpoint) (required)\n"
@@ -104,7 +114,7 @@ int run_train(const std::vector<std::string>& args) {
     if (!config_path.empty() || !overrides.empty())
       throw UsageError("--resume continues a run with its own configuration: drop --config, --set, --init-from, --device");
     const swiattn::Config config = swiattn::read_checkpoint_run_config(resume_dir + "/checkpoint");
-    swiattn::run_training(config, resume_dir, std::cout, true);
+    swiattn::run_training_from_environment(config, resume_dir, std::cout, true);  // [data-parallel]
     return 0;
   }
   swiattn::Config config = config_path.empty() ? swiattn::Config{} : swiattn::load_config_file(config_path);
@@ -114,7 +124,7 @@ int run_train(const std::vector<std::string>& args) {
     std::cout << swiattn::config_to_json(config).dump(2) << "\n";
     return 0;
   }
-  swiattn::run_training(config, out_dir, std::cout);
+  swiattn::run_training_from_environment(config, out_dir, std::cout);  // [data-parallel]
   return 0;
 }
 
@@ -303,6 +313,7 @@ int main(int argc, char** argv) {
     if (command == "generate") return run_generate(args);
     if (command == "eval") return swiattn::run_eval_command(args);
     if (command == "bench") return swiattn::run_bench_command(args);
+    if (command == "launch") return swiattn::run_launch_command(args);  // [data-parallel]
     throw UsageError("unknown command: " + command);
   } catch (const UsageError& e) {
     std::cerr << "swiattn: " << e.what() << "\n\n" << kUsage;

@@ -52,7 +52,10 @@ size_t curriculum_stage_at(const std::vector<CurriculumStage>& stages, int64_t s
 // then equal those of an uninterrupted run bit for bit (same thread count). On CUDA they agree to
 // rounding, not bit for bit (float atomics in some backward kernels sum in varying order).
 // train.device "cuda" trains on the GPU (train.dtype "bfloat16": mixed precision).
+// data_parallel: this process's rank of a data-parallel run (train/data_parallel.h); nullptr is the
+// plain single-process run. [data-parallel]
+class DataParallel;
 TrainSummary run_training(const Config& config, const std::string& out_dir, std::ostream& log,
-                          bool resume = false);
+                          bool resume = false, DataParallel* data_parallel = nullptr);
 
 }  // namespace swiattn
