@@ -48,7 +48,16 @@ using testing::run_ranks;
 using testing::ThreadCommunicator;
 using testing::ThreadGroup;
 
-std::string cache_dir() { return std::string(SWIATTN_SOURCE_DIR) + "/data/cache"; }
+// The corpora (SWIATTN_DATA_CACHE where the tests run away from the source tree) and the CLI
+// (SWIATTN_CLI likewise).
+std::string cache_dir() {
+  if (const char* env = std::getenv("SWIATTN_DATA_CACHE"); env && *env) return env;
+  return std::string(SWIATTN_SOURCE_DIR) + "/data/cache";
+}
+std::string cli_binary() {
+  if (const char* env = std::getenv("SWIATTN_CLI"); env && *env) return env;
+  return std::string(SWIATTN_BINARY_DIR) + "/swiattn";
+}
 
 // ---------------------------------------------------------------------------------------------
 // Rows
@@ -518,7 +527,7 @@ TEST_CASE("data parallel: launch options, and a launch without the GPUs it needs
   // 999 GPUs: more than any machine shows, so the launcher refuses before starting anything.
   testing::TempDir dir("swiattn_dp_launch");
   const std::string log = (dir.path / "launch.log").string();
-  const std::string cmd = std::string(SWIATTN_BINARY_DIR) + "/swiattn launch --nproc 999 train --out " +
+  const std::string cmd = cli_binary() + " launch --nproc 999 train --out " +
                           (dir.path / "run").string() + " > " + log + " 2>&1";
   const int status = std::system(cmd.c_str());
   CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 1));
