@@ -1,6 +1,7 @@
-// tests/test_cuda_nccl.cpp: the NCCL path of data-parallel training (docs/distributed.md) on ONE
-// GPU: a communicator of one rank runs the real NCCL calls, streams and events, and a 1-rank
-// `swiattn launch` runs the whole data-parallel trainer through them.
+// tests/test_cuda_nccl.cpp: the NCCL path of data-parallel training (docs/distributed.md). On one
+// GPU a communicator of one rank runs the real NCCL calls, streams and events, and a 1-rank
+// `swiattn launch` runs the whole data-parallel trainer through them; the last case needs 2 GPUs
+// (and skips itself, saying so, on fewer).
 //
 // Without a CUDA device each case prints "SKIPPED (no CUDA device): ..."; without NCCL (a build
 // without nccl.h, or no libnccl.so.2 to load) "SKIPPED (no NCCL): ..." with the reason. The
@@ -15,7 +16,8 @@
 //     make two plain runs differ already, so the launched run must be as close to a plain run as
 //     a second plain run is (4x that, the control); the message says which it was;
 //   - the launched run killed after a checkpoint resumes through the launcher, and its
-//     checkpoint resumes in a plain run too.
+//     checkpoint resumes in a plain run too;
+//   - 2 GPUs: 2 ranks against one GPU over 50 steps, killed and resumed on 2 ranks and on one.
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 

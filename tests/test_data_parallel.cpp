@@ -509,6 +509,42 @@ TEST_CASE("data parallel: the rendezvous file is published whole, once, and wait
   CHECK(contains(error_of([&] { wait_for_rendezvous_id(path + "-missing", 128, 3); }), "rank 3 waited 0 s for"));
 }
 
+TEST_CASE("data parallel: the launcher starts every rank with its environment and stops them when one fails") {
+  testing::TempDir dir("swiattn_dp_launcher");
+  // A stand-in for `swiattn train`: records its arguments and environment, then rank 1 fails
+  // (exit 3) while rank 0 would run for a minute unless stopped.
+  const std::string script = (dir.path / "rank.sh").string();
+  std::ofstream(script) << "#!/bin/sh\n"
+                           "echo \"$@|$RANK|$WORLD_SIZE|$LOCAL_RANK|$SWIATTN_LAUNCH_ID|$SWIATTN_OVERLAP|$SWIATTN_BUCKET_MB\" > "
+                        << dir.path.string() << "/args-$RANK\n"
+                           "[ \"$MODE\" = fail ] && [ \"$RANK\" = 1 ] && { echo 'rank 1 gives up' >&2; exit 3; }\n"
+                           "[ \"$MODE\" = fail ] && [ \"$RANK\" = 0 ] && exec sleep 60\n"
+                           "exit 0\n";
+  fs::permissions(script, fs::perms::owner_all);
+  LaunchPlan plan = parse_launch_args({"--nproc", "3", "--bucket-mb", "2", "train", "--out", (dir.path / "run").string()});
+  EnvGuard env;
+  env.set("MODE", "ok");
+  CHECK(run_launch(plan, script) == 0);
+  std::string launch_id;
+  for (int r = 0; r < 3; ++r) {
+    std::string line = testing::read_bytes((dir.path / ("args-" + std::to_string(r))).string());
+    CAPTURE(line);
+    const std::string want = "train --out " + (dir.path / "run").string() + "|" + std::to_string(r) + "|3|" + std::to_string(r) + "|";
+    CHECK(line.rfind(want, 0) == 0);
+    CHECK(contains(line, "|1|2\n"));  // overlap on, 2 MiB buckets
+    const std::string id = line.substr(want.size(), line.find('|', want.size()) - want.size());
+    if (r == 0) launch_id = id;
+    CHECK(id == launch_id);  // one launch id for all ranks
+  }
+  CHECK(launch_id.size() >= 8);
+  CHECK(fs::exists(dir.path / "run" / "distributed" / "rank-1.log"));
+  env.set("MODE", "fail");
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(run_launch(plan, script) == 3);  // rank 1's status; rank 0 was stopped, not waited for
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30));
+  CHECK(contains(testing::read_bytes((dir.path / "run" / "distributed" / "rank-1.log").string()), "rank 1 gives up"));
+}
+
 TEST_CASE("data parallel: launch options, and a launch without the GPUs it needs") {
   const LaunchPlan p = parse_launch_args({"--nproc", "4", "--bucket-mb", "8", "--no-overlap", "train", "--out", "runs/x",
                                           "--set", "train.steps=3"});
@@ -532,6 +568,13 @@ TEST_CASE("data parallel: launch options, and a launch without the GPUs it needs
   const int status = std::system(cmd.c_str());
   CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 1));
   CHECK(contains(testing::read_bytes(log), "--nproc 999 needs one GPU per process"));
+  CHECK_FALSE(fs::exists(dir.path / "run"));
+  // A rank started by hand on the CPU: refused before anything is loaded, naming the rank.
+  const std::string by_hand = "env RANK=0 WORLD_SIZE=1 " + cli_binary() + " train --device cpu --out " +
+                              (dir.path / "run").string() + " > " + log + " 2>&1";
+  const int hand_status = std::system(by_hand.c_str());
+  CHECK((WIFEXITED(hand_status) && WEXITSTATUS(hand_status) == 1));
+  CHECK(contains(testing::read_bytes(log), "rank 0 of 1: data-parallel training runs on GPUs through NCCL"));
   CHECK_FALSE(fs::exists(dir.path / "run"));
 }
 

@@ -1,8 +1,10 @@
 // train/data_parallel.cpp: see data_parallel.h.
 #include "train/data_parallel.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 

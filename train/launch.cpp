@@ -9,6 +9,8 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <deque>
@@ -134,10 +136,6 @@ LaunchPlan parse_launch_args(const std::vector<std::string>& args) {
 }
 
 int run_launch(const LaunchPlan& plan, const std::string& binary) {
-  const int devices = cuda::device_count();
-  if (devices < plan.nproc)
-    throw Error("launch: --nproc " + std::to_string(plan.nproc) + " needs one GPU per process, but this machine shows " +
-                std::to_string(devices) + " CUDA device(s) [" + cuda::device_description() + "]");
   const uint64_t now = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
   std::ostringstream id;
   id << std::hex << mix64(now ^ (static_cast<uint64_t>(getpid()) << 40));
@@ -225,6 +223,10 @@ int run_launch(const LaunchPlan& plan, const std::string& binary) {
 
 int run_launch_command(const std::vector<std::string>& args) {
   const LaunchPlan plan = parse_launch_args(args);
+  const int devices = cuda::device_count();
+  if (devices < plan.nproc)
+    throw Error("launch: --nproc " + std::to_string(plan.nproc) + " needs one GPU per process, but this machine shows " +
+                std::to_string(devices) + " CUDA device(s) [" + cuda::device_description() + "]");
   std::error_code ec;
   const fs::path self = fs::read_symlink("/proc/self/exe", ec);
   if (ec) throw Error("launch: cannot find this program's path (/proc/self/exe): " + ec.message());

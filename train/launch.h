@@ -27,10 +27,12 @@ struct LaunchPlan {
 // Parses the arguments after "launch"; throws UsageError naming the problem.
 LaunchPlan parse_launch_args(const std::vector<std::string>& args);
 
-// Runs the plan (argv0_path: this binary, /proc/self/exe). Returns the exit status.
+// Starts `binary train <plan.train_args>` plan.nproc times with the ranks' environment, waits for
+// them and returns the exit status (0: every rank finished; else the first failed rank's status,
+// or 1 when it died of a signal). Checks no GPUs (tests start a stand-in program this way).
 int run_launch(const LaunchPlan& plan, const std::string& binary);
 
-// `swiattn launch ...` from main.cpp.
+// `swiattn launch ...` from main.cpp: parses, checks that there are nproc GPUs, runs this binary.
 int run_launch_command(const std::vector<std::string>& args);
 
 }  // namespace swiattn
