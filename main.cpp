@@ -1,7 +1,7 @@
 // main.cpp: the one command-line binary, build/swiattn. Each command has its own help
 // (`swiattn <command> --help`, the texts below); `swiattn --version` says what was built.
 //
-//   swiattn demo | train | eval | generate | prepare | plot | routes | bench
+//   swiattn demo | train | eval | generate | prepare | plot | routes | launch | bench
 //
 // With no --config, train uses the embedded default (train/config.h): a tiny byte-level model on
 // real English text that trains on 2 CPU cores in a few minutes.
@@ -36,6 +36,8 @@
 #include "train/demo.h"
 #include "train/nonfinite.h"
 #include "train/run_folder.h"
+#include "train/data_parallel.h"  // [data-parallel]
+#include "train/launch.h"         // [data-parallel]
 #include "train/trainer.h"
 
 namespace {
@@ -52,6 +54,7 @@ constexpr const char* kUsage =
     "  prepare    tokenize your own text into train.bin / val.bin for data.corpus\n"
     "  plot       draw a run's loss curve, learning rate and routing: RUN/loss.svg\n"
     "  routes     colour a text by each token's route in each layer: an HTML page\n"
+    "  launch     train on several GPUs of this machine, one process each (docs/distributed.md)\n"
     "  bench      time the CUDA kernels (GPU; bench/README.md)\n"
     "\n"
     "  swiattn --version       the commit, build type and CUDA setting of this binary\n";
@@ -121,6 +124,15 @@ const std::map<std::string, const char*> kCommandUsage = {
      "  --dtype ...             compute dtype (default: the checkpoint's train.dtype; float64 on the\n"
      "                          cpu only, bfloat16 on cuda only)\n"
      "  --allow-nonfinite       load weights holding NaN or infinity (refused by default; also eval)\n"},
+    {"launch",
+     "usage: swiattn launch --nproc N [--bucket-mb MB] [--no-overlap] train [train options]\n"
+     "\n"
+     "N ranks of `swiattn train`, rank r on GPU r, joined by NCCL (docs/distributed.md):\n"
+     "train.batch_size is the global batch (a multiple of N); rank 0 writes the run's files, ranks\n"
+     "1.. log to OUT/distributed/rank-R.log; one failing rank stops them all.\n"
+     "  --nproc N               ranks (processes), one per GPU\n"
+     "  --bucket-mb MB          gradient bucket size for the all-reduce (default 25)\n"
+     "  --no-overlap            all-reduce after the backward instead of during it\n"},
     {"prepare",
      "usage: swiattn prepare --text PATH --out DIR [--tokenizer byte|gpt2] [--val-fraction F]\n"
      "                       [--cache-dir DIR] [--overwrite]\n"
@@ -183,7 +195,7 @@ int run_train(const std::vector<std::string>& args) {
     if (!config_path.empty() || overwrite)
       throw UsageError("--resume continues a run with its own configuration: drop --config and --overwrite");
     const swiattn::Config config = swiattn::resume_config(resume_dir, overrides);
-    swiattn::run_training(config, resume_dir, std::cout, true);
+    swiattn::run_training_from_environment(config, resume_dir, std::cout, /*resume=*/true);  // [data-parallel]
     return 0;
   }
   swiattn::Config config = config_path.empty() ? swiattn::Config{} : swiattn::load_config_file(config_path);
@@ -196,7 +208,7 @@ int run_train(const std::vector<std::string>& args) {
     std::cout << swiattn::config_to_json(config).dump(2) << "\n";
     return 0;
   }
-  swiattn::run_training(config, out_dir, std::cout, /*resume=*/false, overwrite);
+swiattn::run_training_from_environment(config, out_dir, std::cout, /*resume=*/false, overwrite);  // [data-parallel]
   return 0;
 }
 
@@ -400,6 +412,7 @@ int main(int argc, char** argv) {
     if (command == "plot") return swiattn::run_plot_command(args, std::cout);
     if (command == "routes") return swiattn::run_routes_command(args, std::cerr);
     if (command == "bench") return swiattn::run_bench_command(args);
+    if (command == "launch") return swiattn::run_launch_command(args);  // [data-parallel]
     std::cerr << "swiattn: unknown command \"" << command << "\"; `swiattn --help` lists the commands\n";
     return 2;
   } catch (const UsageError& e) {

@@ -62,7 +62,9 @@ Var make_op_result(OpId op, Tensor value, std::vector<Var> inputs,
   return out;
 }
 
-void Var::backward() const {
+void Var::backward() const { backward(nullptr); }
+
+void Var::backward(const std::function<void(const Node& leaf)>& leaf_ready) const {
   Node& root = checked(node_);
   if (root.value.numel() != 1)
     throw Error("backward: the output must be a scalar, got shape " + shape_str(root.value.shape()));
@@ -90,9 +92,12 @@ void Var::backward() const {
   for (Node* node : order)
     if (node->backward) node->grad = Tensor();
   grad_buffer().fill(1.0);  // dL/dL = 1
+  // Reverse topological order: every op that reads a node runs before the node is reached, so a
+  // leaf's gradient is complete when the loop arrives at it.
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = *it;
     if (node->backward && node->grad.defined()) node->backward(node->grad);
+    if (!node->backward && leaf_ready) leaf_ready(*node);
   }
 }
 

@@ -48,6 +48,12 @@ class Var {
 
   // Runs reverse-mode differentiation from this scalar, seeding dL/dL = 1.
   void backward() const;
+  // The same, and leaf_ready(leaf) is called for each leaf that requires a gradient (each
+  // parameter the scalar depends on) as soon as its gradient is complete: right after the last
+  // backward that adds into it, while the ops nearer the inputs are still to run. Data-parallel
+  // training starts the all-reduce of finished gradients there (train/data_parallel.h). The
+  // leaf's grad may be undefined at that point (no backward reached it with a gradient).
+  void backward(const std::function<void(const Node& leaf)>& leaf_ready) const;
 
   Node* node() const { return node_.get(); }
 

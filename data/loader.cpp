@@ -48,14 +48,27 @@ std::string percent(double x) {
 
 }  // namespace
 
+std::pair<int64_t, int64_t> RowShard::rows(int64_t batch_size) const {
+  if (world < 1 || rank < 0 || rank >= world)
+    throw Error("RowShard: rank " + std::to_string(rank) + " of " + std::to_string(world) + " ranks");
+  if (batch_size < 1 || batch_size % world != 0)
+    throw Error("RowShard: a batch of " + std::to_string(batch_size) + " rows does not split evenly over " +
+                std::to_string(world) + " ranks (train.batch_size, and every curriculum stage's batch_size, "
+                "must be a multiple of the number of ranks)");
+  const int64_t local = batch_size / world;
+  return {rank * local, (rank + 1) * local};
+}
+
 BatchLoader::BatchLoader(std::vector<int32_t> tokens, int batch_size, int context_length,
-                         uint64_t seed, SyntheticMixture mixture)
+                         uint64_t seed, SyntheticMixture mixture, RowShard shard)
     : tokens_(std::move(tokens)),
       batch_size_(batch_size),
       context_length_(context_length),
       rng_(seed),
-      mixture_(mixture) {
+      mixture_(mixture),
+      shard_(shard) {
   check_sizes("BatchLoader", tokens_.size(), batch_size, context_length);
+  (void)shard_.rows(batch_size);  // a shard that does not divide the batch fails here
   const SyntheticMixture& m = mixture_;
   if (!(m.fraction >= 0.0 && m.fraction <= 1.0))
     throw Error("BatchLoader: data.synthetic_fraction must be in [0, 1], got " + std::to_string(m.fraction));
@@ -113,11 +126,16 @@ std::string BatchLoader::mixture_description() const {
 }
 
 void BatchLoader::next(Tensor& inputs, Tensor& targets) {
-  inputs = Tensor::empty({batch_size_, context_length_}, DType::I32);   // (B, T)
-  targets = Tensor::empty({batch_size_, context_length_}, DType::I32);  // (B, T)
-  last_rows_.assign(static_cast<size_t>(batch_size_), BatchRow{});
+  // This shard's rows [begin, end) of the whole batch; row b is drawn at counter first + b.
+  const auto [begin, end] = shard_.rows(batch_size_);
+  const int rows = static_cast<int>(end - begin);
+  const uint64_t first = rng_.counter;
+  rng_.counter = first + static_cast<uint64_t>(begin);
+  inputs = Tensor::empty({rows, context_length_}, DType::I32);   // (B_local, T)
+  targets = Tensor::empty({rows, context_length_}, DType::I32);  // (B_local, T)
+  last_rows_.assign(static_cast<size_t>(rows), BatchRow{});
   const uint64_t num_starts = tokens_.size() - context_length_;  // starts 0 .. N - T - 1
-  for (int row = 0; row < batch_size_; ++row) {
+  for (int row = 0; row < rows; ++row) {
     if (mixture_.fraction == 0.0) {  // text only: exactly the loader without a mixture
       const size_t start = static_cast<size_t>(rng_.below(num_starts));
       copy_window(tokens_, start, context_length_, row, inputs.data<int32_t>(), targets.data<int32_t>());
@@ -130,6 +148,7 @@ void BatchLoader::next(Tensor& inputs, Tensor& targets) {
     Rng row_rng(rng_.next_u64());
     next_mixed_row(row_rng, row, inputs.data<int32_t>(), targets.data<int32_t>());
   }
+  rng_.counter = first + static_cast<uint64_t>(batch_size_);  // the whole batch is consumed
 }
 
 void BatchLoader::next_mixed_row(Rng& row_rng, int row, int32_t* inputs, int32_t* targets) {

@@ -48,31 +48,50 @@ struct BatchRow {
   std::vector<std::string> answer_text;             // synthetic: each answer's key / value
 };
 
+// Data-parallel training (train/data_parallel.h): of every global batch of B rows, rank `rank`
+// of `world` ranks reads the contiguous block of rows rows(B) = [rank * B / world,
+// (rank + 1) * B / world). The blocks of all ranks are disjoint and together are the whole batch,
+// in order. B must be a multiple of world. The default {0, 1} is the whole batch.
+struct RowShard {
+  int rank = 0;
+  int world = 1;
+  std::pair<int64_t, int64_t> rows(int64_t batch_size) const;  // [begin, end); throws Error
+};
+
 // Training batches: each row is a window at a uniformly random start s in [0, N - T - 1] (or,
 // with a mixture, possibly a synthetic example), drawn from a counter-based Rng. The stream of
 // batches is a pure function of (tokens, B, T, mixture, seed, rng().counter): save rng().seed
 // and rng().counter with a checkpoint and restore them to resume the exact same stream. Each
 // next() draws B numbers (one per row), so the counter advances by B.
+// Row b of a batch is drawn at counter c + b (c = the counter before next()), whatever the other
+// rows are. So with a RowShard the loader makes only its rows (shard.rows(B), drawn at the same
+// counters as in the whole batch) and still advances the counter by B: the ranks of a
+// data-parallel run read together exactly the rows one loader of the whole batch reads, and
+// their counter is the one a single-process run saves, so a checkpoint resumes with any
+// number of ranks that divides B.
 class BatchLoader {
  public:
   // Throws swiattn::Error naming the argument when batch_size < 1, context_length < 1,
   // tokens.size() < context_length + 1, or the mixture is invalid: fraction outside [0, 1],
   // negative weights or both zero, no tokenizer, or (probed once here) T + 1 tokens too short
   // for a synthetic example; the message then names the data.* key to change.
+  // batch_size is the whole batch B; the shard picks this process's rows (a bad shard throws).
   BatchLoader(std::vector<int32_t> tokens, int batch_size, int context_length, uint64_t seed,
-              SyntheticMixture mixture = {});
+              SyntheticMixture mixture = {}, RowShard shard = {});
 
-  // Replaces inputs and targets with new (B, T) int32 tensors on the CPU.
+  // Replaces inputs and targets with new (B_local, T) int32 tensors on the CPU: this shard's
+  // rows, B_local = B / shard.world (B without a shard).
   void next(Tensor& inputs, Tensor& targets);
 
-  // One entry per row of the last batch (empty before the first next()).
+  // One entry per row of the last batch, this shard's rows (empty before the first next()).
   const std::vector<BatchRow>& last_rows() const { return last_rows_; }
   // One line for the training log, e.g. "text only" or "25% synthetic rows (passkey 50%, ...)".
   std::string mixture_description() const;
 
   Rng& rng() { return rng_; }
   const Rng& rng() const { return rng_; }
-  int batch_size() const { return batch_size_; }
+  int batch_size() const { return batch_size_; }  // B, the whole batch
+  const RowShard& shard() const { return shard_; }
   int context_length() const { return context_length_; }
   size_t num_tokens() const { return tokens_.size(); }
 
@@ -85,6 +104,7 @@ class BatchLoader {
   int context_length_;           // T
   Rng rng_;
   SyntheticMixture mixture_;
+  RowShard shard_;
   double max_passkey_depth_ = 1.0;  // depths in [0, this] keep the needle >= min distance away
   int64_t depth0_distance_ = 0;     // the needle distance at depth 0 (the largest possible)
   std::vector<BatchRow> last_rows_;

@@ -48,15 +48,22 @@ void AnswerNllMeter::add(const std::vector<BatchRow>& rows, const Tensor& target
   }
 }
 
-std::map<std::string, double> AnswerNllMeter::read_and_reset() {
-  std::map<std::string, double> out;
+std::map<std::string, std::pair<double, int64_t>> AnswerNllMeter::read_totals_and_reset() {
+  std::map<std::string, std::pair<double, int64_t>> out;
   for (auto& [task, t] : tasks_) {
     if (t.tokens == 0) continue;
     double total = 0.0;
     for (const Tensor& s : t.sums) total += s.item();
-    out[task] = total / static_cast<double>(t.tokens);
+    out[task] = {total, t.tokens};
   }
   tasks_.clear();
+  return out;
+}
+
+std::map<std::string, double> AnswerNllMeter::read_and_reset() {
+  std::map<std::string, double> out;
+  for (const auto& [task, total] : read_totals_and_reset())
+    out[task] = total.first / static_cast<double>(total.second);
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "data/loader.h"
@@ -33,6 +34,9 @@ class AnswerNllMeter {
 
   // Mean NLL per scored answer token since the last read, per task that had answers; then resets.
   std::map<std::string, double> read_and_reset();
+  // The same as sums: per task that had answers, (sum of the NLL, scored tokens); then resets.
+  // Data-parallel training adds them over the ranks before dividing (train/data_parallel.h).
+  std::map<std::string, std::pair<double, int64_t>> read_totals_and_reset();
 
  private:
   bool scored(int32_t id);

@@ -140,9 +140,7 @@ double ratio_controller_shift(std::vector<double> logits, double target_ratio, d
   return std::clamp(rate * (theta - q), -1.0, 1.0);
 }
 
-double apply_ratio_controller(const Transformer& model, const std::vector<LayerRouting>& routing,
-                              const RegularizerConfig& config) {
-  if (config.controller != "bias" || routing.empty()) return 0.0;
+std::vector<double> controller_router_logits(const Transformer& model, const std::vector<LayerRouting>& routing) {
   // The step's tokens re-scored by the updated routers (the optimizer step has moved w_r and b_r),
   // every switch layer's s_t pooled; one copy per layer from the device.
   std::vector<double> logits;
@@ -153,8 +151,10 @@ double apply_ratio_controller(const Transformer& model, const std::vector<LayerR
     const std::vector<double> v = s.to_vector();
     logits.insert(logits.end(), v.begin(), v.end());
   }
-  const double delta =
-      ratio_controller_shift(std::move(logits), config.target_ratio, model.config().router_threshold, config.controller_rate);
+  return logits;
+}
+
+void shift_router_biases(const Transformer& model, double delta) {
   NoGradGuard no_grad;
   Tensor shift;  // (1) on the parameters' device, made once for every layer
   for (const TransformerLayer& layer : model.layers()) {
@@ -163,6 +163,14 @@ double apply_ratio_controller(const Transformer& model, const std::vector<LayerR
     if (!shift.defined()) shift = Tensor::full({1}, delta, bias.dtype()).to(bias.device());
     bias.copy_from(add(Var(bias), Var(shift)).value());  // b_r <- b_r + delta
   }
+}
+
+double apply_ratio_controller(const Transformer& model, const std::vector<LayerRouting>& routing,
+                              const RegularizerConfig& config) {
+  if (config.controller != "bias" || routing.empty()) return 0.0;
+  const double delta = ratio_controller_shift(controller_router_logits(model, routing), config.target_ratio,
+                                              model.config().router_threshold, config.controller_rate);
+  shift_router_biases(model, delta);
   return delta;
 }
 

@@ -68,6 +68,13 @@ RegularizerResult efficiency_regularizer(const std::vector<LayerRouting>& routin
 double apply_ratio_controller(const Transformer& model, const std::vector<LayerRouting>& routing,
                               const RegularizerConfig& config);
 
+// The two halves of apply_ratio_controller, for data-parallel training (train/data_parallel.h),
+// which pools the logits of every rank's rows before taking the quantile:
+//   the step's router logits re-scored by the updated routers, every switch layer's pooled;
+std::vector<double> controller_router_logits(const Transformer& model, const std::vector<LayerRouting>& routing);
+//   b_r <- b_r + delta for every switch layer.
+void shift_router_biases(const Transformer& model, double delta);
+
 // The shift above for a plain list of logits (exposed for tests): the midpoint between the k-th
 // and (k+1)-th largest logit, k = round(target * n), as q (the largest, or just below the
 // smallest, at the ends), then delta = clamp(rate * (theta - q), -1, 1).

@@ -26,6 +26,7 @@
 #include "model/sampling.h"
 #include "tensor/random.h"
 #include "train/answer_nll.h"
+#include "train/data_parallel.h"  // [data-parallel]
 #include "train/optimizer.h"
 #include "train/nonfinite.h"
 #include "train/regularizer.h"
@@ -135,11 +136,16 @@ static void log_answer_nll(const std::map<std::string, double>& nll, std::ostrea
 }
 
 TrainSummary run_training(const Config& config, const std::string& out_dir, std::ostream& log, bool resume,
-                          bool overwrite) {
+                          bool overwrite, DataParallel* data_parallel) {
   validate_config(config);
+  DataParallel single_process;                                              // [data-parallel]
+  DataParallel& dp = data_parallel ? *data_parallel : single_process;       // [data-parallel]
+  dp.check_config(config);                                                  // [data-parallel]
   // The folder rules of train/run_folder.h, before anything is loaded; nothing is written to the
-  // folder until the run starts (below, once data and model are ready).
-  check_run_folder(out_dir, resume ? RunStart::resume : overwrite ? RunStart::overwrite : RunStart::fresh);
+  // folder until the run starts (below, once data and model are ready). [data-parallel] rank 0
+  // owns the folder: the other ranks would see its files appear.
+  if (dp.is_rank0())
+    check_run_folder(out_dir, resume ? RunStart::resume : overwrite ? RunStart::overwrite : RunStart::fresh);
   const TrainConfig& tc = config.train;
   if (tc.threads > 0) omp_set_num_threads(static_cast<int>(tc.threads));
   const DType dtype = tc.dtype == "float64" ? DType::F64 : DType::F32;  // "bfloat16": float32 masters
@@ -188,14 +194,15 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
   const std::vector<CurriculumStage> stages = curriculum_stages(tc);
   auto make_loader = [&](size_t stage) {
     return std::make_unique<BatchLoader>(train_tokens, static_cast<int>(stages[stage].batch_size),
-                                         static_cast<int>(stages[stage].seq_len), derive_seed(tc.seed, 1), mixture);
+                                         static_cast<int>(stages[stage].seq_len), derive_seed(tc.seed, 1), mixture,
+                                         dp.row_shard());  // [data-parallel] this rank's rows
   };
   std::vector<std::vector<std::pair<Tensor, Tensor>>> stage_val_batches(stages.size());
   auto val_batches = [&](size_t stage) -> const std::vector<std::pair<Tensor, Tensor>>& {
     auto& batches = stage_val_batches[stage];
     if (batches.empty())
-      batches = sequential_batches(val_tokens, static_cast<int>(stages[stage].batch_size),
-                                   static_cast<int>(stages[stage].seq_len), static_cast<int>(tc.eval_batches));
+      batches = dp.local_rows(sequential_batches(val_tokens, static_cast<int>(stages[stage].batch_size),  // [data-parallel]
+                                                 static_cast<int>(stages[stage].seq_len), static_cast<int>(tc.eval_batches)));
     return batches;
   };
   size_t stage = 0;
@@ -239,12 +246,17 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
     init_note += "\n";
   }
   // The run starts: only now is the folder written (with overwrite, the old run is removed now).
-  if (overwrite && !resume) clear_previous_run(out_dir);
-  if (resume) truncate_metrics((out / "metrics.jsonl").string(), state.step);
+  if (dp.is_rank0() && overwrite && !resume) clear_previous_run(out_dir);      // [data-parallel] rank 0 writes
+  if (dp.is_rank0() && resume) truncate_metrics((out / "metrics.jsonl").string(), state.step);
   std::filesystem::create_directories(out);
-  write_file_atomically((out / "config.json").string(), config_to_json(config).dump(2) + "\n");
-  std::ofstream metrics(out / "metrics.jsonl", resume ? std::ios::app : std::ios::trunc);
-  if (!metrics) throw Error("cannot write " + (out / "metrics.jsonl").string());
+  // [data-parallel] rank 0 alone writes the run's files; on other ranks `metrics` is never opened,
+  // so what is streamed into it goes nowhere.
+  std::ofstream metrics;
+  if (dp.is_rank0()) {
+    write_file_atomically((out / "config.json").string(), config_to_json(config).dump(2) + "\n");
+    metrics.open(out / "metrics.jsonl", resume ? std::ios::app : std::ios::trunc);
+    if (!metrics) throw Error("cannot write " + (out / "metrics.jsonl").string());
+  }
 
   bool has_switch = false;
   for (int64_t l = 0; l < config.model.num_hidden_layers; ++l) has_switch = has_switch || config.model.layer_type(l) == "switch";
@@ -266,6 +278,7 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
       << "\n"
       << "  layer types: " << layer_types_str(config.model) << " (window " << config.model.sliding_window << ")\n"
       << "  training rows: " << loader->mixture_description() << "\n"
+      << dp.description()  // [data-parallel]
       << init_note;
   if (tc.curriculum.empty()) {
     log << "  training: " << tc.steps << " steps of " << tc.batch_size << " x " << tc.seq_len << " tokens";
@@ -279,7 +292,7 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
         << config.reg.target_ratio << " (reg.controller_rate " << config.reg.controller_rate << ")\n";
 
   if (!resume) {
-    state.initial_val_loss = state.last_val_loss = evaluate_loss(model, val_batches(stage), &state.last_val_ratios);
+    state.initial_val_loss = state.last_val_loss = dp.evaluate_loss(model, val_batches(stage), &state.last_val_ratios);  // [data-parallel]
     log << "  step 0 validation loss " << std::setprecision(4) << state.initial_val_loss;
     if (has_switch) log << " | full-attention ratio per switch layer " << ratios_str(state.last_val_ratios);
     log << "\n" << std::flush;
@@ -288,6 +301,7 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
                                                  {"val_layer_fa_ratio", state.last_val_ratios}});
   }
 
+  dp.check_same_start(config, model.parameters());  // [data-parallel] same configuration and weights everywhere
   if (device == Device::CUDA) cuda::reset_peak_bytes_in_use();  // the peak of the training steps
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
@@ -317,17 +331,18 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
     // On CUDA the routing statistics are read back only when logged.
     const bool logging = (step + 1) % tc.log_interval == 0 || step + 1 == tc.steps;
     const bool read_stats = device == Device::CPU || logging;
-    const RegularizerResult reg = efficiency_regularizer(forward.routing, per_token_nll, config.reg,
+    RegularizerResult reg = efficiency_regularizer(forward.routing, per_token_nll, config.reg,
                                                          state.gamma_base, config.model.sliding_window, read_stats);
     Var total = reg.loss.defined() ? add(loss, reg.loss) : loss;              // Eq. 9
-    total.backward();
+    dp.backward(total, model.parameters());  // [data-parallel] then every grad is the mean over the ranks
 
     // Non-finite guard: never let a NaN or an infinity reach the weights. On CUDA this is the one
     // copy to the host of every step (a count per tensor; train/nonfinite.cpp). The weights the
-    // previous optimizer step left are checked in the same pass; a bad one stops the run.
+    // previous optimizer step left are checked in the same pass; a bad one stops the run (every
+    // rank holds the same weights, so every rank stops).
     const StepCheck check = check_step_finite(forward, total, model.parameters());
     if (!check.bad_weight.empty()) throw nonfinite_weights_error(check.bad_weight, step, out_dir);
-    const std::string& bad = check.bad_step;
+    const std::string bad = dp.nonfinite_on_any_rank(check.bad_step);  // [data-parallel]
     if (!bad.empty()) {
       const std::string what = "non-finite value at step " + std::to_string(step + 1) + ", first in " + bad;
       if (tc.on_nonfinite == "stop")
@@ -349,7 +364,7 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
     if (has_switch && config.reg.controller != "off")  // it scores tokens with the updated routers: check them first
       if (const std::string broken = first_nonfinite_state(model.parameters(), nullptr); !broken.empty())
         throw nonfinite_weights_error(broken, step + 1, out_dir);
-    if (has_switch) controller_delta = apply_ratio_controller(model, forward.routing, config.reg);  // [R] controller
+    if (has_switch) controller_delta = dp.apply_ratio_controller(model, forward.routing, config.reg);  // [R] controller, [data-parallel]
     state.router_bias_shift += controller_delta;
     state.tokens_trained += B * T;
     tokens_this_session += B * T;
@@ -357,7 +372,8 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
 
     const int64_t done = state.step;
     if (logging) {
-      const double grad_norm = grad_norm_tensor.item(), loss_value = loss_tensor.item();
+      const double grad_norm = grad_norm_tensor.item(), loss_value = dp.mean_over_ranks(loss_tensor.item());  // [data-parallel]
+      dp.mean_over_ranks(reg);  // [data-parallel] the routing statistics of the whole batch
       const double secs = elapsed();
       const double tok_per_s = static_cast<double>(tokens_this_session) / std::max(secs, 1e-9);
       const double eta = secs / (done - first_step) * (tc.steps - done);
@@ -367,7 +383,7 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
           << tok_per_s << " tok/s | ETA " << format_duration(eta);
       nlohmann::json line{{"step", done}, {"loss", loss_value}, {"lr", lr}, {"grad_norm", grad_norm},
                           {"tokens_per_second", tok_per_s}, {"seconds", secs}, {"seq_len", T}};
-      log_answer_nll(answer_nll.read_and_reset(), log, line);
+      log_answer_nll(dp.answer_nll(answer_nll), log, line);  // [data-parallel] all ranks' rows
       if (device == Device::CUDA) {  // the caching allocator's peak of bytes held by tensors
         const size_t peak = cuda::allocator_stats().peak_bytes_in_use;
         summary.peak_device_bytes = static_cast<int64_t>(peak);
@@ -396,7 +412,7 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
       write_metrics_record(metrics, "progress", line);
     }
     if (done % tc.eval_interval == 0 || done == tc.steps) {
-      state.last_val_loss = evaluate_loss(model, val_batches(stage), &state.last_val_ratios);
+      state.last_val_loss = dp.evaluate_loss(model, val_batches(stage), &state.last_val_ratios);  // [data-parallel]
       log << "  step " << done << " validation loss " << std::setprecision(4) << state.last_val_loss
           << " (unigram entropy " << summary.unigram_entropy << ")";
       if (has_switch) log << " | full-attention ratio per switch layer " << ratios_str(state.last_val_ratios);
@@ -404,8 +420,10 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
       write_metrics_record(metrics, "validation", {{"step", done}, {"val_loss", state.last_val_loss}, {"val_seq_len", T},
                                                    {"val_layer_fa_ratio", state.last_val_ratios}});
     }
-    if (tc.checkpoint_interval > 0 && done % tc.checkpoint_interval == 0 && done < tc.steps)
-      save_training_checkpoint(out_dir, model, config, optimizer, state);
+    if (tc.checkpoint_interval > 0 && done % tc.checkpoint_interval == 0 && done < tc.steps) {
+      dp.check_replicas(model.parameters(), optimizer, done);  // [data-parallel]
+      if (dp.is_rank0()) save_training_checkpoint(out_dir, model, config, optimizer, state);  // [data-parallel]
+    }
   }
   summary.seconds = elapsed();
   summary.initial_val_loss = state.initial_val_loss;
@@ -413,7 +431,9 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
   summary.final_layer_ratios = state.last_val_ratios;
   summary.tokens_trained = state.tokens_trained;
   summary.skipped_batches = state.skipped_batches;
-  const std::string checkpoint_dir = save_training_checkpoint(out_dir, model, config, optimizer, state);
+  dp.check_replicas(model.parameters(), optimizer, state.step);  // [data-parallel]
+  const std::string checkpoint_dir = dp.is_rank0() ? save_training_checkpoint(out_dir, model, config, optimizer, state)
+                                                   : (out / "checkpoint").string();  // [data-parallel]
 
   log << "done: " << summary.tokens_trained << " tokens in " << format_duration(summary.seconds)
       << "; validation loss " << std::setprecision(4) << summary.initial_val_loss << " -> "
@@ -422,7 +442,7 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
   if (state.skipped_batches > 0) log << "skipped batches (non-finite): " << state.skipped_batches << "\n";
   if (has_switch)
     log << "full-attention ratio per switch layer (validation): " << ratios_str(state.last_val_ratios) << "\n";
-  if (tc.sample_tokens > 0) {
+  if (tc.sample_tokens > 0 && dp.is_rank0()) {  // [data-parallel] rank 0 samples
     model.to(Device::CPU);  // decoding (model/decode.cpp) runs on the CPU, in the master dtype
     Rng rng(derive_seed(tc.seed, 2));
     const std::vector<int32_t> prompt = tokenizer->encode(tc.sample_prompt);

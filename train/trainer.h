@@ -58,7 +58,10 @@ size_t curriculum_stage_at(const std::vector<CurriculumStage>& stages, int64_t s
 // overwrite = true lets a fresh run replace a run already in out_dir (train/run_folder.h; without
 // it such a folder is refused); the old run is removed only once the new one starts. A resumed
 // run that has already reached train.steps does nothing and writes nothing.
+// data_parallel: this process's rank of a data-parallel run (train/data_parallel.h); nullptr is the
+// plain single-process run. [data-parallel]
+class DataParallel;
 TrainSummary run_training(const Config& config, const std::string& out_dir, std::ostream& log,
-                          bool resume = false, bool overwrite = false);
+                          bool resume = false, bool overwrite = false, DataParallel* data_parallel = nullptr);
 
 }  // namespace swiattn

