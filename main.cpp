@@ -26,8 +26,8 @@
 #include "eval/cli.h"
 #include "eval/plot.h"
 #include "eval/route_map.h"
-#include "kernels/cuda/device.h"
-#include "model/checkpoint.h"
+#include "tensor/cuda/device.h"
+#include "train/checkpoint.h"
 #include "model/decode.h"
 #include "model/memory_estimate.h"
 #include "swiattn_version.h"  // generated at build time by cmake/version.cmake

@@ -3,7 +3,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/switch_attention.h"
 #include "kernels/cuda/attention.h"
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/device.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/flash_attention.h"
 #include "kernels/cuda/switch_attention.h"

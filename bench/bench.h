@@ -25,7 +25,7 @@ struct Options {
   int warmup = 2, reps = 10;    // reps drop to 3 when one run takes over 200 ms
   uint64_t seed = 1;
   bool flush_l2 = true;         // flush L2 before each timed rep
-  bool deterministic = false;   // train-attention: deterministic mode (kernels/cuda/device.h)
+  bool deterministic = false;   // train-attention: deterministic mode (tensor/cuda/device.h)
 };
 
 // `swiattn bench generate` (bench/generate.cpp): end-to-end batched generation, one JSON line per

@@ -1,5 +1,5 @@
 // bench/cases.cpp: the three `swiattn bench` subcommands (bench/bench.h). Each case builds random
-// bf16 inputs on the device, times our kernel with CUDA events (kernels/cuda/timing.h: warm-up,
+// bf16 inputs on the device, times our kernel with CUDA events (tensor/cuda/timing.h: warm-up,
 // then N reps, L2 flushed before each), and prints one JSON line with the median.
 //
 // Which kernels run: the tensor-core ones of kernels/cuda/flash_attention.h when that header is
@@ -19,9 +19,9 @@
 #include "bench/bench.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/decode_attention.h"
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/device.h"
 #include "kernels/cuda/switch_attention.h"
-#include "kernels/cuda/timing.h"
+#include "tensor/cuda/timing.h"
 #include "tensor/random.h"
 
 #if __has_include("kernels/cuda/flash_attention.h")

@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "bench/bench.h"
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/device.h"
 #include "tensor/tensor.h"
 
 namespace swiattn {

@@ -27,7 +27,7 @@
 #include <string>
 
 #include "bench/bench.h"
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/device.h"
 #include "model/decode.h"
 #include "tensor/random.h"
 

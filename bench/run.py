@@ -45,7 +45,7 @@ _flush = None
 
 
 def flush_l2():
-    """Reads a buffer twice the L2 size (clean lines left behind, as in kernels/cuda/timing.cu:
+    """Reads a buffer twice the L2 size (clean lines left behind, as in tensor/cuda/timing.cu:
     a write would leave dirty lines whose write-back the timed kernel would pay for)."""
     global _flush
     if _flush is None:

@@ -18,8 +18,8 @@
 #include "data/read_file.h"
 #include "data/synthetic.h"
 #include "eval/svg.h"
-#include "kernels/cuda/device.h"
-#include "model/checkpoint.h"
+#include "tensor/cuda/device.h"
+#include "train/checkpoint.h"
 #include "model/safetensors.h"
 #include "tensor/random.h"
 

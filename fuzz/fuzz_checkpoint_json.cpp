@@ -21,7 +21,7 @@
 
 #include "fuzz/fuzz_common.h"
 #include "io/json_reader.h"
-#include "model/checkpoint.h"
+#include "train/checkpoint.h"
 #include "tensor/tensor.h"
 #include "train/config.h"
 #include "train/train_state.h"

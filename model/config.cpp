@@ -12,10 +12,6 @@ const std::string& ModelConfig::layer_type(int64_t layer) const {
   return layer_types.empty() ? full : layer_types.at(static_cast<size_t>(layer));
 }
 
-int64_t ModelConfig::layer_window(int64_t layer) const {
-  return layer_type(layer) == "swa" ? sliding_window : 0;
-}
-
 static void require(bool ok, const std::string& key, const std::string& what) {
   if (!ok) throw Error("model." + key + ": " + what);
 }

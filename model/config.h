@@ -38,8 +38,6 @@ struct ModelConfig {
 
   // Layer l's type ("full" when layer_types is empty).
   const std::string& layer_type(int64_t layer) const;
-  // The window a static layer's attention uses: 0 (full causal) or sliding_window.
-  int64_t layer_window(int64_t layer) const;
   // Throws Error naming the offending key ("model.sliding_window: must be >= 1, got 0").
   void validate() const;
 };

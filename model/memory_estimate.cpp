@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <fstream>
 
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/device.h"
 #include "tensor/checked_math.h"
 
 namespace swiattn {

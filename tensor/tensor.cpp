@@ -8,8 +8,8 @@
 #include <sstream>
 #include <type_traits>
 
-#include "kernels/cuda/allocator.h"
-#include "kernels/cuda/copy.h"
+#include "tensor/cuda/allocator.h"
+#include "tensor/cuda/copy.h"
 #include "tensor/random.h"
 
 namespace swiattn {

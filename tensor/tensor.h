@@ -53,7 +53,7 @@ std::string shape_str(const Shape& shape);  // "(2, 3, 4)"
 int64_t shape_numel(const Shape& shape);
 
 // A block of bytes on one device. Shared by every view of it. CUDA storage comes from the
-// caching allocator of kernels/cuda/allocator.h and goes back to it when the last view dies.
+// caching allocator of tensor/cuda/allocator.h and goes back to it when the last view dies.
 struct Storage {
   Storage(size_t bytes, Device device);
   ~Storage();

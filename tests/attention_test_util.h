@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "kernels/cpu/switch_attention.h"
-#include "kernels/cuda/allocator.h"
+#include "tensor/cuda/allocator.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 

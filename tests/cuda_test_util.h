@@ -5,8 +5,8 @@
 
 #include <string>
 
-#include "kernels/cuda/allocator.h"
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/allocator.h"
+#include "tensor/cuda/device.h"
 
 namespace swiattn::testing {
 

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "model/checkpoint.h"
+#include "train/checkpoint.h"
 #include "model/safetensors.h"
 #include "tests/test_util.h"
 

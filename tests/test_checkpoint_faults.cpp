@@ -21,7 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/fault_injection.h"
-#include "model/checkpoint.h"
+#include "train/checkpoint.h"
 #include "model/safetensors.h"
 #include "tests/test_util.h"
 #include "train/nonfinite.h"

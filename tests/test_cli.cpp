@@ -15,7 +15,7 @@
 #include <set>
 
 #include "data/read_file.h"
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/device.h"
 #include "test_util.h"
 
 using namespace swiattn;

@@ -38,7 +38,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/switch_attention.h"
 #include "kernels/cuda/attention.h"
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/device.h"
 #include "kernels/cuda/flash_backward.h"
 #include "kernels/cuda/switch_attention.h"
 #include "tensor/random.h"

@@ -23,9 +23,9 @@
 
 #include "tests/cuda_test_util.h"
 #include "kernels/cpu/decode_attention.h"
-#include "kernels/cuda/allocator.h"
+#include "tensor/cuda/allocator.h"
 #include "kernels/cuda/decode_attention.h"
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/device.h"
 #include "model/sampling.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"

@@ -1,5 +1,5 @@
 // tests/test_cuda_deterministic.cpp: deterministic mode on the GPU (train.deterministic;
-// kernels/cuda/device.h set_deterministic). Two runs of the same configuration on the same GPU
+// tensor/cuda/device.h set_deterministic). Two runs of the same configuration on the same GPU
 // must write the same bytes.
 //
 //   - the attention backward alone: the fixed-order dq (one float32 buffer per split, summed in
@@ -30,7 +30,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/device.h"
 #include "kernels/cuda/flash_backward.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/switch_attention.h"

@@ -32,8 +32,8 @@
 #include "tests/cuda_test_util.h"
 #include "autograd/ops.h"
 #include "kernels/cpu/switch_attention.h"
-#include "kernels/cuda/allocator.h"
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/allocator.h"
+#include "tensor/cuda/device.h"
 #include "kernels/cuda/flash_attention.h"
 #include "tensor/random.h"
 

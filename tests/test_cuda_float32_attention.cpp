@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "autograd/ops.h"
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/device.h"
 #include "tests/cuda_test_util.h"
 #include "tests/test_util.h"
 #include "train/config.h"

@@ -28,7 +28,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/checkpoint.h"
+#include "train/checkpoint.h"
 #include "model/decode.h"
 #include "tensor/random.h"
 #include "tests/cuda_test_util.h"

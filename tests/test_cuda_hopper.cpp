@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/device.h"
 #include "kernels/cuda/flash_attention.h"
 #include "tests/attention_test_util.h"
 #include "tests/cuda_test_util.h"

@@ -30,7 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "autograd/ops.h"
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/device.h"
 #include "kernels/cuda/nccl.h"
 #include "tests/cuda_test_util.h"
 #include "tests/test_util.h"

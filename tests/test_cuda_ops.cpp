@@ -1,6 +1,6 @@
 // tests/test_cuda_ops.cpp: the CUDA backend checked against the CPU (docs/cuda.md).
 //
-// Without a CUDA device (kernels/cuda/device.h: device_count() == 0) every test that needs one
+// Without a CUDA device (tensor/cuda/device.h: device_count() == 0) every test that needs one
 // prints one line "SKIPPED (no CUDA device): ..." and returns; doctest then counts it as passed,
 // so the line is what tells. The GPU-free checks (bf16 rounding on the host, allocator buckets,
 // the op table's coverage, the clear error when there is no device) run everywhere.
@@ -34,8 +34,8 @@
 
 #include "tests/cuda_test_util.h"
 #include "autograd/ops.h"
-#include "kernels/cuda/allocator.h"
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/allocator.h"
+#include "tensor/cuda/device.h"
 #include "tensor/random.h"
 
 namespace swiattn {

@@ -22,8 +22,8 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/cuda_test_util.h"
-#include "kernels/cuda/device.h"
-#include "model/checkpoint.h"
+#include "tensor/cuda/device.h"
+#include "train/checkpoint.h"
 #include "model/router.h"
 #include "model/transformer.h"
 #include "tests/test_util.h"

@@ -27,7 +27,7 @@
 #include "eval/evaluate.h"
 #include "eval/retrieval.h"
 #include "eval/svg.h"
-#include "model/checkpoint.h"
+#include "train/checkpoint.h"
 #include "tests/test_util.h"
 #include "train/trainer.h"
 

@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
 
-#include "model/checkpoint.h"
+#include "train/checkpoint.h"
 #include "model/safetensors.h"
 #include "tensor/random.h"
 #include "tests/cli_test_util.h"

@@ -24,7 +24,7 @@
 #include <typeinfo>
 #include <vector>
 
-#include "model/checkpoint.h"
+#include "train/checkpoint.h"
 #include "model/safetensors.h"
 #include "eval/evaluate.h"
 #include "tests/cli_test_util.h"

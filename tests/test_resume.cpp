@@ -17,7 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "model/checkpoint.h"
+#include "train/checkpoint.h"
 #include "model/transformer.h"
 #include "tests/test_util.h"
 #include "train/nonfinite.h"

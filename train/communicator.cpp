@@ -14,7 +14,7 @@
 #include <iterator>
 #include <thread>
 
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/device.h"
 
 namespace swiattn {
 

@@ -21,7 +21,7 @@
 #include <sstream>
 #include <thread>
 
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/device.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 

@@ -7,7 +7,7 @@
 
 #include "io/durable_file.h"
 #include "io/json_reader.h"
-#include "model/checkpoint.h"
+#include "train/checkpoint.h"
 #include "train/optimizer.h"
 #include "train/train_state.h"
 

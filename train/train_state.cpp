@@ -13,7 +13,7 @@
 
 #include "io/durable_file.h"
 #include "io/fault_injection.h"
-#include "model/checkpoint.h"
+#include "train/checkpoint.h"
 #include "tensor/checked_math.h"
 #include "train/nonfinite.h"
 

@@ -19,9 +19,9 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/tokenizer.h"
-#include "kernels/cuda/allocator.h"
-#include "kernels/cuda/device.h"
-#include "model/checkpoint.h"
+#include "tensor/cuda/allocator.h"
+#include "tensor/cuda/device.h"
+#include "train/checkpoint.h"
 #include "model/safetensors.h"
 #include "model/sampling.h"
 #include "tensor/random.h"
@@ -150,7 +150,7 @@ TrainSummary run_training(const Config& config, const std::string& out_dir, std:
   if (tc.threads > 0) omp_set_num_threads(static_cast<int>(tc.threads));
   const DType dtype = tc.dtype == "float64" ? DType::F64 : DType::F32;  // "bfloat16": float32 masters
   const Device device = tc.device == "cuda" ? Device::CUDA : Device::CPU;
-  // train.deterministic, train.float32_attention: GPU kernel modes for this run (kernels/cuda/device.h).
+  // train.deterministic, train.float32_attention: GPU kernel modes for this run (tensor/cuda/device.h).
   struct CudaModeScope {
     bool deterministic = cuda::deterministic(), float32_in_bf16 = cuda::float32_attention_in_bf16();
     ~CudaModeScope() {

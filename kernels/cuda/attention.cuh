@@ -7,7 +7,7 @@
 #include <string>
 
 #include "kernels/cpu/attention.h"
-#include "kernels/cuda/common.cuh"
+#include "tensor/cuda/common.cuh"
 
 namespace swiattn::cuda {
 

@@ -6,7 +6,7 @@
 #pragma once
 
 #include "kernels/cpu/attention.h"
-#include "kernels/cuda/api.h"
+#include "tensor/cuda/api.h"
 
 namespace swiattn::cuda {
 

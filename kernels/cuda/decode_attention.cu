@@ -47,7 +47,7 @@
 #include <mutex>
 #include <string>
 
-#include "kernels/cuda/common.cuh"
+#include "tensor/cuda/common.cuh"
 #include "kernels/cuda/mma.cuh"
 
 namespace swiattn::cuda {

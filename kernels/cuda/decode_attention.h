@@ -33,7 +33,7 @@
 // outside the cache.
 #pragma once
 
-#include "kernels/cuda/api.h"
+#include "tensor/cuda/api.h"
 
 namespace swiattn::cuda {
 

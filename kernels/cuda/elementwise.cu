@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "kernels/cuda/common.cuh"
+#include "tensor/cuda/common.cuh"
 
 namespace swiattn::cuda {
 

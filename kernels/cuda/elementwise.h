@@ -1,10 +1,10 @@
 // kernels/cuda/elementwise.h: pointwise arithmetic on CUDA, forward and backward side by side.
 // The same functions as kernels/cpu/elementwise.h (same formulas, same broadcasting plan), on
-// CUDA tensors of float32 or bfloat16; see kernels/cuda/api.h for the conventions.
+// CUDA tensors of float32 or bfloat16; see tensor/cuda/api.h for the conventions.
 #pragma once
 
 #include "kernels/cpu/elementwise.h"
-#include "kernels/cuda/api.h"
+#include "tensor/cuda/api.h"
 
 namespace swiattn::cuda {
 

@@ -25,7 +25,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "kernels/cuda/common.cuh"
+#include "tensor/cuda/common.cuh"
 #include "kernels/cuda/flash_params.cuh"
 #include "kernels/cuda/mma.cuh"
 

@@ -27,7 +27,7 @@
 #include <string>
 
 #include "kernels/cpu/attention.h"
-#include "kernels/cuda/api.h"
+#include "tensor/cuda/api.h"
 
 namespace swiattn::cuda {
 

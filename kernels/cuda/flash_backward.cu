@@ -38,12 +38,12 @@
 #include <cstdlib>
 #include <string>
 
-#include "kernels/cuda/common.cuh"
+#include "tensor/cuda/common.cuh"
 #include "kernels/cuda/flash_backward_args.cuh"
 #include "kernels/cuda/flash_params.cuh"
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/device.h"
 #include "kernels/cuda/mma.cuh"
-#include "kernels/cuda/timing.h"
+#include "tensor/cuda/timing.h"
 
 namespace swiattn::cuda {
 namespace {

@@ -30,7 +30,7 @@
 #include <string>
 
 #include "kernels/cpu/attention.h"
-#include "kernels/cuda/api.h"
+#include "tensor/cuda/api.h"
 #include "kernels/cuda/flash_attention.h"
 
 namespace swiattn::cuda {

@@ -58,8 +58,8 @@
 #include <cstdint>
 #include <string>
 
-#include "kernels/cuda/common.cuh"
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/common.cuh"
+#include "tensor/cuda/device.h"
 #include "kernels/cuda/flash_params.cuh"
 #include "kernels/cuda/hopper.cuh"
 #include "kernels/cuda/mma.cuh"

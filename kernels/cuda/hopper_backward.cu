@@ -56,7 +56,7 @@
 #include <cstdint>
 #include <string>
 
-#include "kernels/cuda/common.cuh"
+#include "tensor/cuda/common.cuh"
 #include "kernels/cuda/flash_backward_args.cuh"
 #include "kernels/cuda/flash_params.cuh"
 #include "kernels/cuda/hopper.cuh"

@@ -11,7 +11,7 @@
 #include <limits>
 #include <mutex>
 
-#include "kernels/cuda/common.cuh"
+#include "tensor/cuda/common.cuh"
 
 namespace swiattn::cuda {
 

@@ -13,7 +13,7 @@
 
 #include <cstdint>
 
-#include "kernels/cuda/api.h"
+#include "tensor/cuda/api.h"
 
 namespace swiattn::cuda {
 

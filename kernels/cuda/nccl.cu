@@ -9,7 +9,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "kernels/cuda/common.cuh"
+#include "tensor/cuda/common.cuh"
 
 #ifdef SWIATTN_HAVE_NCCL
 #include <nccl.h>

@@ -21,7 +21,7 @@
 #include <memory>
 #include <string>
 
-#include "kernels/cuda/api.h"
+#include "tensor/cuda/api.h"
 
 namespace swiattn::cuda {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cuda/common.cuh"
+#include "tensor/cuda/common.cuh"
 
 namespace swiattn::cuda {
 

@@ -1,7 +1,7 @@
 // kernels/cuda/norm.h: RMSNorm, RoPE and the embedding lookup on CUDA (kernels/cpu/norm.h).
 #pragma once
 
-#include "kernels/cuda/api.h"
+#include "tensor/cuda/api.h"
 
 namespace swiattn::cuda {
 

@@ -1,7 +1,7 @@
 // kernels/cuda/optimizer.cu: AdamW, gradient norm and clipping, non-finite counts (optimizer.h).
 #include "kernels/cuda/optimizer.h"
 
-#include "kernels/cuda/common.cuh"
+#include "tensor/cuda/common.cuh"
 
 namespace swiattn::cuda {
 

@@ -2,7 +2,7 @@
 // gradient norm and its clipping, and the count of non-finite values (the training guard).
 // The CPU reference is train/optimizer.cpp (AdamW::step, global_grad_norm, clip_grad_norm) and
 // train/nonfinite.cpp (all_finite): same formulas, same order of operations per element, and
-// tests/test_cuda_train.cpp holds the two together. See kernels/cuda/api.h for the conventions.
+// tests/test_cuda_train.cpp holds the two together. See tensor/cuda/api.h for the conventions.
 //
 // Nothing here reads a value back to the host: the norm, the clip factor and the counts stay in
 // small device tensors until the caller copies them (once per step, or when it logs).
@@ -10,7 +10,7 @@
 
 #include <cstdint>
 
-#include "kernels/cuda/api.h"
+#include "tensor/cuda/api.h"
 
 namespace swiattn::cuda {
 

@@ -1,7 +1,7 @@
 // kernels/cuda/reduce.h: reductions and layout changes on CUDA (kernels/cpu/reduce.h).
 #pragma once
 
-#include "kernels/cuda/api.h"
+#include "tensor/cuda/api.h"
 
 namespace swiattn::cuda {
 

@@ -3,7 +3,7 @@
 
 #include <type_traits>
 
-#include "kernels/cuda/common.cuh"
+#include "tensor/cuda/common.cuh"
 
 namespace swiattn::cuda {
 

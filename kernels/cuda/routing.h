@@ -1,12 +1,12 @@
 // kernels/cuda/routing.h: the router's hard decision and the regulariser's per-token weights on
 // CUDA (spec §3 Eq. 1-2, §5 Eq. 8). The CPU versions are hard_route (model/router.cpp) and
 // adaptive_gamma / efficiency_regularizer (train/regularizer.cpp); tests/test_cuda_train.cpp
-// compares them. See kernels/cuda/api.h for the conventions.
+// compares them. See tensor/cuda/api.h for the conventions.
 #pragma once
 
 #include <cstdint>
 
-#include "kernels/cuda/api.h"
+#include "tensor/cuda/api.h"
 
 namespace swiattn::cuda {
 

@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "kernels/cuda/common.cuh"
+#include "tensor/cuda/common.cuh"
 #include "kernels/cuda/norm.h"
 
 namespace swiattn::cuda {

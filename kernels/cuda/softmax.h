@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "kernels/cuda/api.h"
+#include "tensor/cuda/api.h"
 
 namespace swiattn::cuda {
 

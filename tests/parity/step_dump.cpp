@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "model/checkpoint.h"
+#include "train/checkpoint.h"
 #include "model/safetensors.h"
 #include "train/regularizer.h"
 

@@ -1,8 +1,8 @@
-// kernels/cuda/copy.cu: host <-> device copies, fill, dtype conversion, and the float32 scatter
+// tensor/cuda/copy.cu: host <-> device copies, fill, dtype conversion, and the float32 scatter
 // buffer of common.cuh.
-#include "kernels/cuda/copy.h"
+#include "tensor/cuda/copy.h"
 
-#include "kernels/cuda/common.cuh"
+#include "tensor/cuda/common.cuh"
 
 namespace swiattn::cuda {
 

@@ -1,10 +1,10 @@
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/device.h"
 
 #include <cuda_runtime.h>
 
 #include <atomic>
 
-#include "kernels/cuda/common.cuh"
+#include "tensor/cuda/common.cuh"
 
 namespace swiattn::cuda {
 

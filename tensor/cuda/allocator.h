@@ -1,4 +1,4 @@
-// kernels/cuda/allocator.h: device memory for Storage, through a small caching allocator.
+// tensor/cuda/allocator.h: device memory for Storage, through a small caching allocator.
 //
 // cudaMalloc and cudaFree are slow and cudaFree synchronises the device, while a training step
 // allocates and frees the same sizes over and over. So a freed block is not given back to the
@@ -13,7 +13,7 @@
 
 #include <cstddef>
 
-#include "kernels/cuda/api.h"
+#include "tensor/cuda/api.h"
 
 namespace swiattn::cuda {
 

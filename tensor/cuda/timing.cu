@@ -1,6 +1,6 @@
-#include "kernels/cuda/timing.h"
+#include "tensor/cuda/timing.h"
 
-#include "kernels/cuda/common.cuh"
+#include "tensor/cuda/common.cuh"
 
 namespace swiattn::cuda {
 

@@ -1,4 +1,5 @@
-// model/checkpoint.h: saving and loading a model, its configuration and its training state.
+// train/checkpoint.h: the checkpoint folder of a training run: the model, its configuration and the
+// run's state (model/weights.h loads the weights alone; this file adds the rest).
 //
 // A checkpoint is a directory (docs/checkpoints.md describes every file and key):
 //   DIR/model.safetensors      every parameter under its name ("layers.3.attn.q_proj.weight"),
@@ -23,6 +24,7 @@
 
 #include "model/config.h"
 #include "model/transformer.h"
+#include "model/weights.h"  // load_model_weights, is_router_parameter: the weights alone
 #include "tensor/tensor.h"
 #include "train/config.h"
 #include "train/optimizer.h"
@@ -64,31 +66,6 @@ struct CheckpointConfigs {
   Config run;         // run_config.json
 };
 CheckpointConfigs read_checkpoint_configs(const std::string& dir);
-
-struct LoadReport {
-  std::vector<std::string> loaded;       // parameters copied from the file, in model order
-  std::vector<std::string> initialised;  // parameters the file lacks, allowed by may_be_missing:
-                                         // they keep the values they had (their initialisation)
-  std::vector<std::string> ignored;      // tensors of the file the model lacks, allowed by
-                                         // may_be_ignored, in file order
-};
-
-// Copies each tensor of DIR/model.safetensors into the model parameter of the same name.
-// Shapes must match exactly; float32 <-> float64 is converted, other dtypes are an Error.
-// A parameter missing from the file is an Error unless may_be_missing(name) (e.g. the routers
-// when a full-attention checkpoint starts a switch model). A tensor the model lacks is an Error
-// unless may_be_ignored(name): by default a checkpoint with routers does not load into a model
-// without them. A tensor holding a NaN or an infinity is an Error too (a diverged run's weights
-// must not pass for a model) unless allow_nonfinite. Nothing is modified unless every check passes.
-LoadReport load_model_weights(const std::string& dir, Transformer& model,
-                              const std::function<bool(const std::string&)>& may_be_missing = nullptr,
-                              const std::function<bool(const std::string&)>& may_be_ignored = nullptr,
-                              bool allow_nonfinite = false);
-
-// The usual may_be_missing when a full-attention checkpoint starts a switch model (spec §6): true
-// for the router parameters "layers.{l}.attn.router.weight" (1, C) and ".bias" (1), the names
-// model/transformer.cpp gives them.
-bool is_router_parameter(const std::string& name);
 
 // Restores DIR/optimizer.safetensors into `optimizer`, whose parameters must be parameters of
 // `model`: each needs both "m.<name>" and "v.<name>" of its shape, and the file may hold nothing

@@ -1,4 +1,4 @@
-// kernels/cuda/device.h: what CUDA devices this process can use.
+// tensor/cuda/device.h: what CUDA devices this process can use.
 // Without the CUDA backend compiled in (SWIATTN_CUDA=OFF) there are none.
 #pragma once
 

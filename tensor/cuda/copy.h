@@ -1,10 +1,10 @@
-// kernels/cuda/copy.h: moving and converting bytes: host <-> device copies, fill, dtype casts.
+// tensor/cuda/copy.h: moving and converting bytes: host <-> device copies, fill, dtype casts.
 // Tensor (tensor/tensor.cpp) calls these for its CUDA storage.
 #pragma once
 
 #include <cstddef>
 
-#include "kernels/cuda/api.h"
+#include "tensor/cuda/api.h"
 
 namespace swiattn::cuda {
 

@@ -1,4 +1,4 @@
-// kernels/cuda/common.cuh: what every kernels/cuda/*.cu file shares (nvcc only).
+// tensor/cuda/common.cuh: what every kernels/cuda/*.cu file shares (nvcc only).
 //   - SWIATTN_CUDA_CHECK(call): every CUDA runtime call; throws swiattn::Error naming the call,
 //     the file, the line and cudaGetErrorString.
 //   - SWIATTN_CUDA_CHECK_LAUNCH(name): after every kernel launch (cudaGetLastError, and a device

@@ -1,12 +1,12 @@
-// kernels/cuda/allocator.cu: the caching allocator of allocator.h.
-#include "kernels/cuda/allocator.h"
+// tensor/cuda/allocator.cu: the caching allocator of allocator.h.
+#include "tensor/cuda/allocator.h"
 
 #include <mutex>
 #include <unordered_map>
 #include <vector>
 
-#include "kernels/cuda/common.cuh"
-#include "kernels/cuda/device.h"
+#include "tensor/cuda/common.cuh"
+#include "tensor/cuda/device.h"
 
 namespace swiattn::cuda {
 

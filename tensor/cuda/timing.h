@@ -1,4 +1,4 @@
-// kernels/cuda/timing.h: device-time measurement for the benchmarks (bench/): CUDA events
+// tensor/cuda/timing.h: device-time measurement for the benchmarks (bench/): CUDA events
 // around a region on the default stream, with an optional L2 flush before each repetition so
 // that a rep does not read what the previous one left in the cache. The flush READS a buffer
 // twice the L2 size, so the cache is left holding clean lines (a memset would leave dirty lines
@@ -8,7 +8,7 @@
 #include <functional>
 #include <vector>
 
-#include "kernels/cuda/api.h"
+#include "tensor/cuda/api.h"
 
 namespace swiattn::cuda {
 

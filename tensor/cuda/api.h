@@ -1,4 +1,4 @@
-// kernels/cuda/api.h: how the CUDA backend is declared to plain C++ code.
+// tensor/cuda/api.h: how the CUDA backend is declared to plain C++ code.
 //
 // The kernels live in kernels/cuda/*.cu, compiled by nvcc into the swiattn_cuda library, which
 // defines SWIATTN_HAVE_CUDA for everything linked with it. Their headers are plain C++ (tensors
