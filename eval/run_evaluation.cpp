@@ -22,6 +22,7 @@
 #include "data/tokenizer.h"
 #include "eval/evaluate.h"
 #include "eval/retrieval.h"
+#include "kernels/cuda/decode_attention.h"  // decode_attention_supported
 #include "tensor/cuda/device.h"
 #include "train/checkpoint.h"
 #include "model/memory_estimate.h"
@@ -232,14 +233,24 @@ json run_evaluation(const std::string& checkpoint_arg, const std::string& out_di
   {
     const int64_t n = std::min<int64_t>(ec.decode_tokens > 0 ? ec.decode_tokens : T, static_cast<int64_t>(val_tokens.size()));
     const std::vector<int32_t> prompt(val_tokens.begin(), val_tokens.begin() + n);
-    const DecodeMeasurement d = measure_decode(*model, prompt);
+    // The CUDA decode kernel covers head dims 64 and 128 (kernels/cuda/decode_attention.h); for
+    // other shapes the keys read are counted on the CPU path, which computes the same routes.
+    const bool on_device = device != Device::CUDA ||
+                           cuda::decode_attention_supported(D, mc.num_attention_heads / mc.num_key_value_heads);
+    std::unique_ptr<Transformer> cpu_model;
+    if (!on_device) {
+      log << "  decode: counted on the cpu (the CUDA decode kernel supports head_dim 64 and 128 and groups 1, 2, 4, 8; "
+          << "this model: head_dim " << D << ", group " << mc.num_attention_heads / mc.num_key_value_heads << ")\n";
+      cpu_model = load();
+    }
+    const DecodeMeasurement d = measure_decode(on_device ? *model : *cpu_model, prompt);
     const double measured = sum(d.measured) / static_cast<double>(n), formula = sum(d.formula) / static_cast<double>(n);
     const double full = sum(d.full_attention) / static_cast<double>(n);
     double max_diff = 0.0;
     for (int64_t t = 0; t < n; ++t)
       max_diff = std::max(max_diff, std::abs(d.measured[static_cast<size_t>(t)] - d.formula[static_cast<size_t>(t)]));
     r["efficiency"]["decode"] = {{"tokens", n},
-                                 {"device", device_name(device)},
+                                 {"device", device_name(on_device ? device : Device::CPU)},
                                  {"mean_keys_read_measured", measured},
                                  {"mean_keys_read_formula", formula},
                                  {"mean_keys_read_full_attention", full},

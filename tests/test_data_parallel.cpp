@@ -283,7 +283,7 @@ std::vector<json> metrics_of(const fs::path& run) {
   std::string line;
   while (std::getline(in, line)) {
     json j = json::parse(line);
-    for (const char* clock : {"seconds", "tokens_per_second"}) j.erase(clock);
+    for (const char* clock : {"seconds", "tokens_per_second", "time"}) j.erase(clock);
     lines.push_back(j);
   }
   return lines;

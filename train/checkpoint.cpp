@@ -233,7 +233,7 @@ CheckpointConfigs read_checkpoint_configs(const std::string& dir) {
   c.run = read_checkpoint_run_config(dir);
   const std::string where = "checkpoint " + dir + ": ";
   try {
-    validate_config(c.run);
+    validate_config(c.run, /*corpus_must_exist=*/false);  // the text may have moved (eval.corpus)
   } catch (const Error& e) {
     throw Error(where + kRunConfigFile + ": " + e.what());
   }

@@ -386,7 +386,7 @@ void apply_override(Config& config, const std::string& assignment) {
 // Validation. Every condition is written as what must hold, so a NaN fails it too.
 // ---------------------------------------------------------------------------------------------
 
-void validate_config(const Config& config) {
+void validate_config(const Config& config, bool corpus_must_exist) {
   config.model.validate();
   const ModelConfig& m = config.model;
   const TrainConfig& t = config.train;
@@ -437,7 +437,7 @@ void validate_config(const Config& config) {
   require(t.sample_temperature > 0, "train.sample_temperature",
           "must be > 0" + got(t.sample_temperature));
 
-  require(is_builtin_corpus(d.corpus) || (!d.corpus.empty() && std::filesystem::exists(d.corpus)), "data.corpus",
+  require(is_builtin_corpus(d.corpus) || (!d.corpus.empty() && (!corpus_must_exist || std::filesystem::exists(d.corpus))), "data.corpus",
           "must be \"sotu\", \"moby-dick\", \"sotu+moby-dick\" or an existing text file, folder or token file "
           "(data/dataset.h), got " + quoted(d.corpus));
   require(d.val_fraction > 0 && d.val_fraction < 1, "data.val_fraction", "must be in (0, 1)" + got(d.val_fraction));

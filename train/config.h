@@ -138,7 +138,9 @@ void apply_override(Config& config, const std::string& assignment);
 // Checks every value: model.validate() and then the train, data and reg keys (ranges, the
 // sequence length against the model's context, names of dtype / corpus / tokenizer, and a
 // vocabulary large enough for the tokenizer). Throws an Error naming the first offending key.
-void validate_config(const Config& config);
+// corpus_must_exist = false skips only the check that a data.corpus path exists (a checkpoint's
+// run configuration stays valid when its text has moved: eval reads it from eval.corpus).
+void validate_config(const Config& config, bool corpus_must_exist = true);
 
 // docs/config.md: every key of every section with its type, default, range and meaning, from the
 // one field table of train/config.cpp (`swiattn train --config-reference` prints it).

@@ -37,6 +37,12 @@
 
 namespace swiattn::cuda {
 
+// Whether decode_attention_forward supports a head dim and a GQA group (Hq / Hkv): the shapes
+// listed above. Plain C++, so callers can choose another path before any launch.
+inline bool decode_attention_supported(int64_t head_dim, int64_t group) {
+  return (head_dim == 64 || head_dim == 128) && (group == 1 || group == 2 || group == 4 || group == 8);
+}
+
 // ctas: the persistent grid's size; 0 = every resident CTA of the device (the default; tests
 // pass small and large grids to exercise ranges cut into many pieces, or one CTA walking every
 // range). max_length: a host-side upper bound on the lengths (0 = the capacity P); it bounds

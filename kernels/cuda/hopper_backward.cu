@@ -29,7 +29,7 @@
 //                                                        (SS: dS^T and K both M / N-major)
 //   dK += dS^T Q                                         (SS: dS^T K-major, Q N-major)
 //   wait dV, dQ; dQ -> atomicAdd (16 bytes) into the float32 buffer (overlaps dK's products)
-//   wait dK; arrive step_empty[slot]                     the producer may refill the slot
+//   wait dK; __syncwarp; arrive step_empty[slot]         the producer may refill the slot
 //
 // P^T and dS^T go through shared memory, not registers, so that a consumer holds only its dK, dV
 // (2 x D/2 floats per thread), S^T, dP^T (2 x 32) and dQ (32): at D 128 that fits in 240
@@ -351,6 +351,10 @@ __device__ void consume(const FlashBackwardArgs& a, unsigned char* smem, const f
     sm90::wgmma_wait<0>();
     sm90::fence_operands(dk);
     sm90::fence_operands(dv);
+    // Every lane's reads of the slot's numbers (plain shared loads in the elementwise step) are
+    // ordered before lane 0's arrival: without this __syncwarp the producer's refill of the slot
+    // may race with a lagging lane (compute-sanitizer racecheck reported it, a WAR on sRows).
+    __syncwarp();
     if (lane == 0) sm90::mbar_arrive(&pipe.step_empty[slot]);  // Q, dO and the numbers of the slot are read
   }
 

@@ -44,7 +44,14 @@ stage() {  # stage NAME SECONDS LOG command...
   shift 3
   t0=$(date +%s)
   echo "== $name (limit ${limit}s) ==" >&2
-  timeout --kill-after=10 "$limit" "$@" >"$LOG_DIR/$log" 2>&1
+  if declare -F "$1" >/dev/null; then  # a shell function: timeout runs programs, so a bash runs it
+    local fn=$1
+    shift
+    timeout --kill-after=10 "$limit" bash -c "$(declare -p ARGS RUN 2>/dev/null); $(declare -f "$fn"); $fn \"\$@\"" \
+      "$fn" "$@" >"$LOG_DIR/$log" 2>&1
+  else
+    timeout --kill-after=10 "$limit" "$@" >"$LOG_DIR/$log" 2>&1
+  fi
   local rc=$?
   status[$name]="rc $rc, $(( $(date +%s) - t0 ))s"
   [ $rc = 124 ] && status[$name]="TIMED OUT after ${limit}s"
