@@ -205,7 +205,7 @@ TEST_CASE("cuda nccl: `swiattn launch --nproc 1 train` gives the plain run's los
   const double control = worst_relative(plain, losses(dir.path / "plain-again"));
   const double difference = worst_relative(plain, launched);
   MESSAGE("1-rank launch vs plain run: worst relative loss difference " << difference << " over 12 steps; plain vs plain "
-          "(control) " << control << (difference == 0.0 ? " (bit-identical)" : " (to rounding)"));
+          "(control) " << control << std::string(difference == 0.0 ? " (bit-identical)" : " (to rounding)"));
   // Deterministic kernels (control 0): bit for bit. Otherwise as close as a second plain run.
   const double allowed = control == 0.0 ? 0.0 : std::max(4.0 * control, 1e-5);
   CHECK(difference <= allowed);

@@ -335,7 +335,8 @@ TEST_CASE("data parallel: on thread ranks the trainer computes the plain run's n
       const std::vector<json> m = metrics_of(run);
       CHECK(m.size() == plain.size());  // rank 0 alone wrote metrics.jsonl
       for (const char* field : {"loss", "grad_norm", "val_loss", "fa_ratio", "regularizer", "router_bias_shift"}) {
-        CAPTURE(field);
+        const std::string field_name = field;
+        CAPTURE(field_name);
         const double worst = worst_relative(by_step(plain, field), by_step(m, field));
         MESSAGE(world << " ranks, " << std::string(field) << ": worst relative difference to one process " << worst);
         CHECK(worst < 1e-9);
@@ -408,7 +409,8 @@ TEST_CASE("data parallel: a checkpoint of 2 ranks resumes on 2 ranks bit for bit
       CHECK(checkpoint_bytes(run) == checkpoint_bytes(dir.path / "whole"));
     } else {
       for (const char* field : {"loss", "grad_norm", "val_loss"}) {
-        CAPTURE(field);
+        const std::string field_name = field;
+        CAPTURE(field_name);
         CHECK(worst_relative(by_step(whole, field), by_step(m, field)) < 1e-9);
       }
     }
