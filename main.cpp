@@ -24,6 +24,7 @@
 #include "data/read_file.h"
 #include "data/tokenizer.h"
 #include "eval/cli.h"
+#include "io/args.h"
 #include "eval/plot.h"
 #include "eval/route_map.h"
 #include "tensor/cuda/device.h"
@@ -169,24 +170,19 @@ int run_train(const std::vector<std::string>& args) {
   std::string config_path, out_dir = "runs/train", resume_dir;
   std::vector<std::string> overrides;
   bool print_config = false, out_given = false, overwrite = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw UsageError(a + " needs a value");
-      return args[++i];
-    };
-    if (a == "--config") config_path = value();
-    else if (a == "--set") overrides.push_back(value());
-    else if (a == "--out") out_dir = value(), out_given = true;
-    else if (a == "--overwrite") overwrite = true;
-    else if (a == "--init-from") overrides.push_back("train.init_from=" + value());
-    else if (a == "--print-config") print_config = true;
-    else if (a == "--device") overrides.push_back("train.device=" + value());
-    else if (a == "--resume") resume_dir = value();
-    else if (a == "--config-reference") {
+  for (swiattn::ArgCursor a(args); a.next();) {
+    if (a.is("--config")) config_path = a.value();
+    else if (a.is("--set")) overrides.push_back(a.value());
+    else if (a.is("--out")) out_dir = a.value(), out_given = true;
+    else if (a.is("--overwrite")) overwrite = true;
+    else if (a.is("--init-from")) overrides.push_back("train.init_from=" + a.value());
+    else if (a.is("--print-config")) print_config = true;
+    else if (a.is("--device")) overrides.push_back("train.device=" + a.value());
+    else if (a.is("--resume")) resume_dir = a.value();
+    else if (a.is("--config-reference")) {
       std::cout << swiattn::config_reference_markdown();
       return 0;
-    } else throw UsageError("unknown option: " + a);
+    } else throw a.unknown();
   }
   if (!resume_dir.empty()) {
     // The run continues with the configuration it was started with, in its own folder
@@ -215,23 +211,12 @@ swiattn::run_training_from_environment(config, out_dir, std::cout, /*resume=*/fa
 // The embedded demo (train/demo.h).
 int run_demo(const std::vector<std::string>& args) {
   std::string out_dir = "runs/demo";
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--out" && i + 1 < args.size()) out_dir = args[++i];
-    else if (args[i] == "--out") throw UsageError("--out needs a value");
-    else throw UsageError("unknown option: " + args[i]);
+  for (swiattn::ArgCursor a(args); a.next();) {
+    if (a.is("--out")) out_dir = a.value();
+    else throw a.unknown();
   }
   swiattn::run_demo(out_dir, std::cout);
   return 0;
-}
-
-// The whole of `text` as a number of type N, or a UsageError naming the option.
-template <class N>
-N parse_number(const std::string& option, const std::string& text) {
-  std::istringstream in(text);
-  N value{};
-  if (!(in >> value) || !in.eof() || (std::is_unsigned_v<N> && text.find('-') != std::string::npos))
-    throw UsageError(option + ": expected a number, got \"" + text + "\"");
-  return value;
 }
 
 // The prompts of a --prompts-file: one per line ("\r\n" endings too); an empty line is an error.
@@ -262,24 +247,19 @@ int run_generate(const std::vector<std::string>& args) {
   swiattn::SamplingOptions sampling;
   uint64_t seed = 0;
   bool have_prompt = false, allow_nonfinite = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw UsageError(a + " needs a value");
-      return args[++i];
-    };
-    if (a == "--checkpoint") dir = value();
-    else if (a == "--prompt") prompt_text = value(), have_prompt = true;
-    else if (a == "--prompts-file") prompts_file = value();
-    else if (a == "--tokens") new_tokens = parse_number<int64_t>(a, value());
-    else if (a == "--temperature") sampling.temperature = parse_number<double>(a, value());
-    else if (a == "--top-k") sampling.top_k = parse_number<int64_t>(a, value());
-    else if (a == "--top-p") sampling.top_p = parse_number<double>(a, value());
-    else if (a == "--seed") seed = parse_number<uint64_t>(a, value());
-    else if (a == "--device") device_arg = value();
-    else if (a == "--dtype") dtype_arg = value();
-    else if (a == "--allow-nonfinite") allow_nonfinite = true;
-    else throw UsageError("unknown option: " + a);
+  for (swiattn::ArgCursor a(args); a.next();) {
+    if (a.is("--checkpoint")) dir = a.value();
+    else if (a.is("--prompt")) prompt_text = a.value(), have_prompt = true;
+    else if (a.is("--prompts-file")) prompts_file = a.value();
+    else if (a.is("--tokens")) new_tokens = a.number<int64_t>();
+    else if (a.is("--temperature")) sampling.temperature = a.number<double>();
+    else if (a.is("--top-k")) sampling.top_k = a.number<int64_t>();
+    else if (a.is("--top-p")) sampling.top_p = a.number<double>();
+    else if (a.is("--seed")) seed = a.number<uint64_t>();
+    else if (a.is("--device")) device_arg = a.value();
+    else if (a.is("--dtype")) dtype_arg = a.value();
+    else if (a.is("--allow-nonfinite")) allow_nonfinite = true;
+    else throw a.unknown();
   }
   if (dir.empty()) throw UsageError("generate needs --checkpoint DIR");
   if (have_prompt && !prompts_file.empty()) throw UsageError("give --prompt or --prompts-file, not both");

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/args.h"
 #include "data/corpus.h"
 #include "data/dataset.h"
 #include "data/read_file.h"
@@ -65,24 +66,21 @@ void prepare_token_files(const PrepareOptions& o, std::ostream& log) {
 
 int run_prepare_command(const std::vector<std::string>& args, std::ostream& log) {
   PrepareOptions o;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw UsageError(a + " needs a value");
-      return args[++i];
-    };
-    if (a == "--text") o.text = value();
-    else if (a == "--out") o.out_dir = value();
-    else if (a == "--tokenizer") o.tokenizer = value();
-    else if (a == "--cache-dir") o.cache_dir = value();
-    else if (a == "--overwrite") o.overwrite = true;
-    else if (a == "--val-fraction") {
-      const std::string& text = value();
-      std::istringstream in(text);
-      if (!(in >> o.val_fraction) || !in.eof()) throw UsageError("--val-fraction: expected a number, got \"" + text + "\"");
-      if (!(o.val_fraction > 0.0 && o.val_fraction < 1.0)) throw UsageError("--val-fraction must be in (0, 1), got " + text);
+  for (ArgCursor a(args); a.next();) {
+    if (a.is("--text")) o.text = a.value();
+    else if (a.is("--out")) o.out_dir = a.value();
+    else if (a.is("--tokenizer")) o.tokenizer = a.value();
+    else if (a.is("--cache-dir")) o.cache_dir = a.value();
+    else if (a.is("--overwrite")) o.overwrite = true;
+    else if (a.is("--val-fraction")) {
+      o.val_fraction = a.number<double>();
+      if (!(o.val_fraction > 0.0 && o.val_fraction < 1.0)) {
+        std::ostringstream got;
+        got << o.val_fraction;
+        throw UsageError("--val-fraction must be in (0, 1), got " + got.str());
+      }
     } else {
-      throw UsageError("unknown option: " + a);
+      throw a.unknown();
     }
   }
   if (o.text.empty()) throw UsageError("needs --text PATH (a text file or a folder of .txt files)");

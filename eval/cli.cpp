@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/args.h"
 #include "eval/evaluate.h"
 #include "model/safetensors.h"
 #include "tensor/tensor.h"
@@ -20,13 +21,12 @@ namespace {
 int run_table_command(const std::vector<std::string>& args) {
   std::string out;
   std::vector<std::pair<std::string, std::vector<std::string>>> runs;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--out") {
-      if (i + 1 >= args.size()) throw UsageError("--out needs a value");
-      out = args[++i];
-    } else if (a.rfind("--", 0) == 0) {
-      throw UsageError("unknown option for eval table: " + a);
+  for (ArgCursor arg(args); arg.next();) {
+    const std::string& a = arg.option();
+    if (arg.is("--out")) {
+      out = arg.value();
+    } else if (arg.is_option()) {
+      throw arg.unknown("eval table");
     } else {
       const size_t eq = a.find('=');
       if (eq == std::string::npos || eq == 0 || eq + 1 == a.size())
@@ -58,18 +58,13 @@ int run_eval_command(const std::vector<std::string>& args) {
   std::string checkpoint, out;
   EvalConfig config;
   std::vector<std::string> overrides;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw UsageError(a + " needs a value");
-      return args[++i];
-    };
-    if (a == "--checkpoint") checkpoint = value();
-    else if (a == "--out") out = value();
-    else if (a == "--set") overrides.push_back(value());
-    else if (a == "--device") overrides.push_back("eval.device=" + value());
-    else if (a == "--allow-nonfinite") config.allow_nonfinite = true;
-    else throw UsageError("unknown option for eval: " + a);
+  for (ArgCursor a(args); a.next();) {
+    if (a.is("--checkpoint")) checkpoint = a.value();
+    else if (a.is("--out")) out = a.value();
+    else if (a.is("--set")) overrides.push_back(a.value());
+    else if (a.is("--device")) overrides.push_back("eval.device=" + a.value());
+    else if (a.is("--allow-nonfinite")) config.allow_nonfinite = true;
+    else throw a.unknown("eval");
   }
   if (checkpoint.empty()) throw UsageError("eval needs --checkpoint DIR");
   if (out.empty()) throw UsageError("eval needs --out DIR");

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/args.h"
 #include "eval/svg.h"
 #include "model/safetensors.h"
 #include "tensor/tensor.h"
@@ -104,17 +105,11 @@ std::string loss_figure_svg(const RunCurves& c, const std::string& title) {
 
 int run_plot_command(const std::vector<std::string>& args, std::ostream& log) {
   std::string run, out;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--out") {
-      if (i + 1 >= args.size()) throw UsageError("--out needs a value");
-      out = args[++i];
-    } else if (args[i].rfind("--", 0) == 0) {
-      throw UsageError("unknown option: " + args[i]);
-    } else if (run.empty()) {
-      run = args[i];
-    } else {
-      throw UsageError("one RUN folder, got a second: " + args[i]);
-    }
+  for (ArgCursor a(args); a.next();) {
+    if (a.is("--out")) out = a.value();
+    else if (a.is_option()) throw a.unknown();
+    else if (run.empty()) run = a.option();
+    else throw UsageError("one RUN folder, got a second: " + a.option());
   }
   if (run.empty()) throw UsageError("needs RUN, the folder swiattn train wrote");
   if (out.empty()) out = (fs::path(run) / "loss.svg").string();

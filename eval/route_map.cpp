@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/args.h"
 #include "autograd/autograd.h"
 #include "data/dataset.h"
 #include "data/read_file.h"
@@ -215,26 +216,15 @@ std::string route_map_html(const RouteMap& map) {
 int run_routes_command(const std::vector<std::string>& args, std::ostream& log) {
   std::string checkpoint, text_path, out_dir, device_arg = "cpu";
   int64_t token = -1, max_tokens = 0, passkey_length = 0;
-  auto number = [](const std::string& option, const std::string& text) {
-    std::istringstream in(text);
-    int64_t v = 0;
-    if (!(in >> v) || !in.eof()) throw UsageError(option + ": expected an integer, got \"" + text + "\"");
-    return v;
-  };
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw UsageError(a + " needs a value");
-      return args[++i];
-    };
-    if (a == "--checkpoint") checkpoint = value();
-    else if (a == "--text") text_path = value();
-    else if (a == "--passkey") passkey_length = number(a, value());
-    else if (a == "--out") out_dir = value();
-    else if (a == "--token") token = number(a, value());
-    else if (a == "--max-tokens") max_tokens = number(a, value());
-    else if (a == "--device") device_arg = value();
-    else throw UsageError("unknown option: " + a);
+  for (ArgCursor a(args); a.next();) {
+    if (a.is("--checkpoint")) checkpoint = a.value();
+    else if (a.is("--text")) text_path = a.value();
+    else if (a.is("--passkey")) passkey_length = a.number<int64_t>();
+    else if (a.is("--out")) out_dir = a.value();
+    else if (a.is("--token")) token = a.number<int64_t>();
+    else if (a.is("--max-tokens")) max_tokens = a.number<int64_t>();
+    else if (a.is("--device")) device_arg = a.value();
+    else throw a.unknown();
   }
   if (checkpoint.empty()) throw UsageError("needs --checkpoint DIR");
   if (text_path.empty() == (passkey_length == 0)) throw UsageError("give --text FILE or --passkey LENGTH (one of them)");

@@ -21,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include "io/args.h"
 #include "tensor/cuda/device.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
@@ -102,30 +103,27 @@ extern "C" void on_stop_signal(int signal) { g_stop_signal = signal; }
 
 LaunchPlan parse_launch_args(const std::vector<std::string>& args) {
   LaunchPlan plan;
-  size_t i = 0;
-  for (; i < args.size() && args[i] != "train"; ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw UsageError(a + " needs a value");
-      return args[++i];
-    };
-    if (a == "--nproc") {
-      plan.nproc = parse_count(a, value());
-    } else if (a == "--bucket-mb") {
-      const std::string& text = value();
+  ArgCursor a(args);
+  bool found_train = false;
+  while (a.next() && !(found_train = a.is("train"))) {
+    if (a.is("--nproc")) {
+      const std::string& option = a.option();  // before value() moves past it
+      plan.nproc = parse_count(option, a.value());
+    } else if (a.is("--bucket-mb")) {
+      const std::string& text = a.value();
       char* end = nullptr;
       plan.bucket_mb = std::strtod(text.c_str(), &end);
       if (text.empty() || *end != '\0' || !(plan.bucket_mb > 0.0) || plan.bucket_mb > 4096.0)
         throw UsageError("--bucket-mb: a size in MiB in (0, 4096], got \"" + text + "\"");
-    } else if (a == "--no-overlap") {
+    } else if (a.is("--no-overlap")) {
       plan.overlap = false;
     } else {
-      throw UsageError("unknown option for launch: " + a + " (launch options come before \"train\")");
+      throw UsageError(std::string(a.unknown("launch").what()) + " (launch options come before \"train\")");
     }
   }
   if (plan.nproc == 0) throw UsageError("launch needs --nproc N (one process per GPU)");
-  if (i == args.size()) throw UsageError("launch needs the command to start: swiattn launch --nproc N train [options]");
-  plan.train_args.assign(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+  if (!found_train) throw UsageError("launch needs the command to start: swiattn launch --nproc N train [options]");
+  plan.train_args = a.rest();
   plan.out_dir = "runs/train";
   for (size_t k = 0; k < plan.train_args.size(); ++k) {
     const std::string& a = plan.train_args[k];

@@ -47,12 +47,16 @@ TrainSummary finished_run_summary(const TrainingState& state, const std::string&
       << " = train.steps): nothing to do, nothing changed; to train it longer: --resume " << out_dir
       << " --set train.steps=N\n";
   TrainSummary summary;
+  fill_summary_from_state(summary, state);
+  return summary;
+}
+
+void fill_summary_from_state(TrainSummary& summary, const TrainingState& state) {
   summary.initial_val_loss = state.initial_val_loss;
   summary.final_val_loss = state.last_val_loss;
   summary.final_layer_ratios = state.last_val_ratios;
   summary.tokens_trained = state.tokens_trained;
   summary.skipped_batches = state.skipped_batches;
-  return summary;
 }
 
 }  // namespace swiattn

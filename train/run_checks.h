@@ -28,6 +28,9 @@ void check_resumed_state(const TrainingState& state, const AdamW& optimizer, uin
 // cannot be skipped like a batch), naming the weight and the checkpoint that is left.
 Error nonfinite_weights_error(const std::string& where, int64_t step, const std::string& out_dir);
 
+// The summary fields a TrainingState holds: the losses, the ratios, the tokens, the skipped batches.
+void fill_summary_from_state(TrainSummary& summary, const TrainingState& state);
+
 // `train --resume` of a run that already reached train.steps: says so and returns its summary from
 // the trainer state; writes nothing.
 TrainSummary finished_run_summary(const TrainingState& state, const std::string& out_dir, std::ostream& log);

@@ -504,11 +504,7 @@ void TrainingRun::train() {
 // The final checkpoint, the summary lines, the sample and the final record.
 TrainSummary TrainingRun::finish() {
   summary_.seconds = elapsed();
-  summary_.initial_val_loss = state_.initial_val_loss;
-  summary_.final_val_loss = state_.last_val_loss;
-  summary_.final_layer_ratios = state_.last_val_ratios;
-  summary_.tokens_trained = state_.tokens_trained;
-  summary_.skipped_batches = state_.skipped_batches;
+  fill_summary_from_state(summary_, state_);
   dp_.check_replicas(model_->parameters(), *optimizer_, state_.step);  // [data-parallel]
   const std::string checkpoint_dir = dp_.is_rank0() ? save_training_checkpoint(out_dir_, *model_, config_, *optimizer_, state_)
                                                     : resume_dir();  // [data-parallel]
