@@ -197,7 +197,8 @@ int run_train(const std::vector<std::string>& args) {
   swiattn::Config config = config_path.empty() ? swiattn::Config{} : swiattn::load_config_file(config_path);
   for (const std::string& o : overrides) swiattn::apply_override(config, o);
   // Own data is recorded by its absolute path, so `swiattn eval` finds it from any folder.
-  if (!swiattn::is_builtin_corpus(config.data.corpus) && std::filesystem::exists(config.data.corpus))
+  std::error_code no_throw;  // a path too long or unreadable: validate_config below names it
+  if (!swiattn::is_builtin_corpus(config.data.corpus) && std::filesystem::exists(config.data.corpus, no_throw))
     config.data.corpus = std::filesystem::absolute(config.data.corpus).lexically_normal().string();
   swiattn::validate_config(config);
   if (print_config) {

@@ -222,6 +222,23 @@ TEST_CASE("hostile: a number beyond the double range (1e400) in a config file is
   });
 }
 
+// REGRESSION (fixed, found by fuzz_config in CI, 2026-12-01): a data.corpus path longer than the
+// file system allows made std::filesystem::exists throw its own exception (ENAMETOOLONG) out of
+// validate_config; now it is a path that does not exist, and the Error names data.corpus.
+TEST_CASE("hostile: a data.corpus path too long for the file system is an Error naming data.corpus") {
+  Config c;
+  c.data.corpus = std::string(5000, 'a') + ".txt";
+  std::string message;
+  try {
+    validate_config(c);
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  CHECK(message.rfind("data.corpus: ", 0) == 0);
+  c.data.corpus = std::string(300, 'b') + "/" + std::string(300, 'c');  // a component over NAME_MAX
+  CHECK_THROWS_AS(validate_config(c), Error);
+}
+
 // REGRESSION (fixed): messages quote the user's text raw (quoted() and the key in unknown_key(),
 // train/config.cpp), so an escaped newline in a value or key ("a\nb" is valid JSON) splits the
 // message over lines, against tensor/tensor.h's "what() is a single line"; an escaped NUL cuts

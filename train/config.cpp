@@ -437,7 +437,10 @@ void validate_config(const Config& config, bool corpus_must_exist) {
   require(t.sample_temperature > 0, "train.sample_temperature",
           "must be > 0" + got(t.sample_temperature));
 
-  require(is_builtin_corpus(d.corpus) || (!d.corpus.empty() && (!corpus_must_exist || std::filesystem::exists(d.corpus))), "data.corpus",
+  std::error_code no_throw;  // a path too long or unreadable is "not there", not an exception
+  require(is_builtin_corpus(d.corpus) ||
+              (!d.corpus.empty() && (!corpus_must_exist || std::filesystem::exists(d.corpus, no_throw))),
+          "data.corpus",
           "must be \"sotu\", \"moby-dick\", \"sotu+moby-dick\" or an existing text file, folder or token file "
           "(data/dataset.h), got " + quoted(d.corpus));
   require(d.val_fraction > 0 && d.val_fraction < 1, "data.val_fraction", "must be in (0, 1)" + got(d.val_fraction));
