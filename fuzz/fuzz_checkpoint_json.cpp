@@ -27,21 +27,11 @@
 #include "train/train_state.h"
 
 using nlohmann::json;
+using swiattn_fuzz::accepts;
 using swiattn_fuzz::finding;
 
 namespace {
 
-template <class F>
-bool accepts(const char* what, F&& f) {
-  try {
-    f();
-    return true;
-  } catch (const swiattn::Error&) {
-    return false;
-  } catch (const std::exception& e) {
-    finding(std::string(what) + " threw a non-swiattn exception: " + e.what());
-  }
-}
 
 // The valid files of a small checkpoint (a switch layer, so trainer states carry a ratio).
 swiattn::Config valid_run() {

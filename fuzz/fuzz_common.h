@@ -1,4 +1,4 @@
-// fuzz/fuzz_common.h: what the three libFuzzer targets share.
+// fuzz/fuzz_common.h: what the libFuzzer targets share.
 //
 // A target's contract: for every input the code under test either returns normally or throws
 // swiattn::Error. Anything else (a crash, a sanitizer report, another exception type, a broken
@@ -9,10 +9,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <string>
 #include <vector>
 
 #include <unistd.h>
+
+#include "tensor/tensor.h"  // swiattn::Error
 
 namespace swiattn_fuzz {
 
@@ -20,6 +23,20 @@ namespace swiattn_fuzz {
   std::fprintf(stderr, "\n==== FINDING: %s\n", what.c_str());
   std::fflush(stderr);
   std::abort();
+}
+
+// Runs f: true when it returns, false when it throws swiattn::Error (a refused input); any other
+// exception is a finding, named by `what`.
+template <class F>
+bool accepts(const char* what, F&& f) {
+  try {
+    f();
+    return true;
+  } catch (const swiattn::Error&) {
+    return false;
+  } catch (const std::exception& e) {
+    finding(std::string(what) + " threw a non-swiattn exception: " + e.what());
+  }
 }
 
 inline std::vector<std::string>& scratch_files() {

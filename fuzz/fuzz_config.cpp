@@ -19,22 +19,11 @@
 #include "train/config.h"
 
 using nlohmann::json;
+using swiattn_fuzz::accepts;
 using swiattn_fuzz::finding;
 
 namespace {
 
-// Runs f; an Error is fine, any other exception is a finding.
-template <class F>
-bool accepts(const char* what, F&& f) {
-  try {
-    f();
-    return true;
-  } catch (const swiattn::Error&) {
-    return false;
-  } catch (const std::exception& e) {
-    finding(std::string(what) + " threw a non-swiattn exception: " + e.what());
-  }
-}
 
 void check_round_trip(const swiattn::Config& config, const char* what) {
   accepts(what, [&] {
