@@ -235,12 +235,12 @@ json run_evaluation(const std::string& checkpoint_arg, const std::string& out_di
     const std::vector<int32_t> prompt(val_tokens.begin(), val_tokens.begin() + n);
     // The CUDA decode kernel covers head dims 64 and 128 (kernels/cuda/decode_attention.h); for
     // other shapes the keys read are counted on the CPU path, which computes the same routes.
-    const bool on_device = device != Device::CUDA ||
-                           cuda::decode_attention_supported(D, mc.num_attention_heads / mc.num_key_value_heads);
+    const int64_t group = mc.num_attention_heads / mc.num_key_value_heads;
+    const bool on_device = device != Device::CUDA || cuda::decode_attention_supported(D, group);
     std::unique_ptr<Transformer> cpu_model;
     if (!on_device) {
       log << "  decode: counted on the cpu (the CUDA decode kernel supports head_dim 64 and 128 and groups 1, 2, 4, 8; "
-          << "this model: head_dim " << D << ", group " << mc.num_attention_heads / mc.num_key_value_heads << ")\n";
+          << "this model: head_dim " << D << ", group " << group << ")\n";
       cpu_model = load();
     }
     const DecodeMeasurement d = measure_decode(on_device ? *model : *cpu_model, prompt);
