@@ -10,7 +10,8 @@
 #   DTYPES (default "bfloat16 float32"), OUT (where logs go, default runs/e2e),
 #   COMPILE (1: also the torch.compile twin, default 1), DETERMINISTIC (1: also ours with
 #   train.deterministic, default 1), HOPPER_BACKWARD (1: also ours in bfloat16 with the sm_90a
-#   attention backward, SWIATTN_ATTENTION_BACKWARD=hopper, default 0), FAST_FLOAT32 (1: also ours
+#   attention backward forced, SWIATTN_ATTENTION_BACKWARD=hopper, default 0; "ours" takes it by
+#   default where it can run), FAST_FLOAT32 (1: also ours
 #   in float32 with train.float32_attention=bfloat16, default 1), RUN_TIMEOUT (seconds per
 #   run, default 600): a run that fails
 #   or times out shows n/a and the others still run (its log says why). SUMMARY_ONLY=1 prints the

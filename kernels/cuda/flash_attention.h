@@ -38,7 +38,7 @@ namespace swiattn::cuda {
 //   Hopper  always the Hopper kernel; the functions throw, saying why, where it cannot run
 // The process starts with SWIATTN_ATTENTION_KERNEL=auto | sm80 | hopper (unset: auto); tests and
 // benchmarks switch with set_flash_kernel. The backward (flash_backward.h) has its own choice
-// (SWIATTN_ATTENTION_BACKWARD, set_flash_backward_kernel; its sm_90a kernel is opt-in for now).
+// (SWIATTN_ATTENTION_BACKWARD, set_flash_backward_kernel; auto takes its sm_90a kernel where it can run).
 enum class FlashKernel { Auto, Sm80, Hopper };
 SWIATTN_CUDA_FUNCTION(void set_flash_kernel(FlashKernel kernel))
 SWIATTN_CUDA_FUNCTION(FlashKernel flash_kernel())

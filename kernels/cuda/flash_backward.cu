@@ -368,9 +368,10 @@ __global__ void add_accum_kernel(int64_t n, const float* acc, int splits, bf16* 
 bool aligned16(const Tensor& t) { return !t.defined() || reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
 
 // ---- which main kernel (flash_backward.h) ----
-// Flip to true once the sm_90a kernel has passed tests/test_cuda_backward.cpp on a device: then
-// Auto takes it wherever it can run, as the forward's Auto does.
-constexpr bool kHopperBackwardByDefault = false;
+// Auto takes the sm_90a kernel wherever it can run, as the forward's Auto does: it passed
+// tests/test_cuda_backward.cpp and the training tests on an H200 with compute-sanitizer racecheck
+// clean (2026-12-01, docs/perf.md). false would make it opt-in again.
+constexpr bool kHopperBackwardByDefault = true;
 
 FlashKernel initial_backward_choice() {
   const char* env = std::getenv("SWIATTN_ATTENTION_BACKWARD");

@@ -36,10 +36,10 @@
 namespace swiattn::cuda {
 
 // Which main kernel the functions below run (FlashKernel of flash_attention.h):
-//   Auto    the sm_80 kernel, for now: the sm_90a one (kernels/cuda/hopper_backward.cu: wgmma,
-//           TMA, a producer and two consumer warpgroups) is opt-in until it has passed its tests
-//           on a device (docs/perf.md, "Notes: the Hopper backward"); then Auto takes it where it
-//           can run, as the forward does (kHopperBackwardByDefault in flash_backward.cu)
+//   Auto    the sm_90a kernel (kernels/cuda/hopper_backward.cu: wgmma, TMA, a producer and two
+//           consumer warpgroups) where it can run (an sm_90a build on a compute capability 9.0
+//           device), as the forward does; else the sm_80 one (kHopperBackwardByDefault in
+//           flash_backward.cu; docs/perf.md, "Notes: the Hopper backward")
 //   Sm80    flash_backward.cu's kernel (mma.sync; the reference; any GPU from sm_80)
 //   Hopper  hopper_backward.cu's kernel; the functions throw, saying why, where it cannot run
 // Deterministic mode (device.h) always takes the sm_80 kernel: the fixed-order dq is its own.

@@ -101,14 +101,15 @@ struct HopperParams {
 struct KeyTiles {
   const int* t;  // the rows' positions, ascending (n of them)
   int n, window, last1, n2;  // rows; window (0: causal); last tile of phase 1; tiles in phase 2
+  bool gaps;                 // gathered rows with a window: phase 1 may skip tiles (skip_gap)
   int phase, kb;             // where the walk is: phase 1 or 2, key tile kb (keys 128 kb ..)
 
-  __device__ KeyTiles(const int* rows, int n_rows, int w, int far_max) : t(rows), n(n_rows), window(w) {
+  __device__ KeyTiles(const int* rows, int n_rows, int w, int far_max, bool gathered)
+      : t(rows), n(n_rows), window(w), gaps(gathered && w > 0) {
     last1 = t[n - 1] / kBN;
     n2 = far_max >= 0 ? far_max / kBN + 1 : 0;
     phase = 1;
     kb = first_key(t[0], w) / kBN;
-    skip_gap();
   }
   __device__ bool valid() const { return phase == 1 || kb < n2; }
   __device__ int key0() const { return kb * kBN; }
@@ -124,10 +125,12 @@ struct KeyTiles {
   }
   // Phase 1 with a window: the first tile at or after kb holding a key of some row. Rows with
   // t >= 128 kb are the ones with keys there; the first of them has the lowest window start, so
-  // that tile is the one of max(128 kb, its window start). Consecutive positions leave no gap;
-  // gathered window-list rows more than w + 127 apart do.
+  // that tile is the one of max(128 kb, its window start). Consecutive positions leave no gap
+  // (so only gathered rows search: a binary search per tile is ~300 cycles of dependent shared
+  // loads on the consumers' path, measured 2026-12-01); gathered window-list rows more than
+  // w + 127 apart do.
   __device__ void skip_gap() {
-    if (window == 0) return;
+    if (!gaps) return;
     const int j0 = kb * kBN;
     int lo = 0, hi = n - 1;  // t[n - 1] >= j0 since kb <= last1
     while (lo < hi) {
@@ -316,6 +319,20 @@ __device__ void attend_tiles(const FlashParams& p, unsigned char* smem, Pipeline
     }
   };
 
+  // Switch, rows with gate 0: out = O_SWA, written from the registers as O_SWA is (after
+  // store_rows), so that the end need not read O_SWA back from memory for them. (The blend
+  // g O_FULL + (1 - g) O_SWA gives the same bits for g = 0 and g = 1; only 0 < g < 1 reads back.)
+  auto store_out_swa = [&] {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      if (t_row[e] < 0 || gate[e] != 0.0f) continue;
+      const int64_t row = (int64_t(b) * p.T + t_row[e]) * p.Hq + h;
+#pragma unroll
+      for (int i = 0; i < D / 8; ++i)
+        store2(static_cast<bf16*>(p.out) + row * D + 8 * i + 2 * c, o[4 * i + 2 * e] * inv[e], o[4 * i + 2 * e + 1] * inv[e]);
+    }
+  };
+
   const int my_turn = kTurnBarrier + consumer, other_turn = kTurnBarrier + 1 - consumer;
   if (consumer == 1) sm90::named_barrier_arrive(kTurnBarrier, 256);  // consumer 0 takes the first turn
 
@@ -357,6 +374,7 @@ __device__ void attend_tiles(const FlashParams& p, unsigned char* smem, Pipeline
     if constexpr (kMode == Mode::Switch) {  // the first far tile: O, m, l are the window's (O_SWA)
       if (tiles.phase == 2 && phase == 1) {
         store_rows(p.o_swa, p.lse_swa);
+        store_out_swa();
         swa_written = true;
       }
     }
@@ -383,17 +401,22 @@ __device__ void attend_tiles(const FlashParams& p, unsigned char* smem, Pipeline
     if (!swa_written) store_rows(p.o_swa, p.lse_swa);  // no far tile: O_FULL is O_SWA
     store_rows(static_cast<float*>(nullptr), nullptr);  // inv, lse of the final state
 #pragma unroll
-    for (int e = 0; e < 2; ++e) {  // O_FULL, and Eq. 6 with the O_SWA this lane wrote itself
+    for (int e = 0; e < 2; ++e) {  // O_FULL, and Eq. 6 (out of gate-0 rows is written already)
       if (t_row[e] < 0) continue;
       const int64_t row = (int64_t(b) * p.T + t_row[e]) * p.Hq + h;
+      const bool full_only = !swa_written || gate[e] == 1.0f, blend = !full_only && gate[e] != 0.0f;
 #pragma unroll
       for (int i = 0; i < D / 8; ++i) {
         const int64_t at = row * D + 8 * i + 2 * c;
         const float f0 = o[4 * i + 2 * e] * inv[e], f1 = o[4 * i + 2 * e + 1] * inv[e];
-        const float2 sw = *reinterpret_cast<const float2*>(p.o_swa + at);
         store2(p.o_full + at, f0, f1);
-        store2(static_cast<bf16*>(p.out) + at, gate[e] * f0 + (1.0f - gate[e]) * sw.x,
-               gate[e] * f1 + (1.0f - gate[e]) * sw.y);
+        if (full_only) {
+          store2(static_cast<bf16*>(p.out) + at, f0, f1);
+        } else if (blend) {  // 0 < g < 1: the O_SWA this lane wrote itself
+          const float2 sw = *reinterpret_cast<const float2*>(p.o_swa + at);
+          store2(static_cast<bf16*>(p.out) + at, gate[e] * f0 + (1.0f - gate[e]) * sw.x,
+                 gate[e] * f1 + (1.0f - gate[e]) * sw.y);
+        }
       }
       if (c == 0) p.lse[row] = lse[e];
     }
@@ -462,7 +485,7 @@ __global__ void __launch_bounds__(kCtaThreads, 1) hopper_forward_kernel(const __
   }
   __syncthreads();
 
-  const KeyTiles tiles(sT, rows_here, window, kMode == Mode::Switch ? sFarMax : -1);
+  const KeyTiles tiles(sT, rows_here, window, kMode == Mode::Switch ? sFarMax : -1, list != nullptr);
   if (threadIdx.x < 128) {  // the producer warpgroup
     sm90::registers_release<kProducerRegisters>();
     if (threadIdx.x == 0) load_tiles<D, kMode>(hp, smem, pipe, tiles, row0, h, hk, b);

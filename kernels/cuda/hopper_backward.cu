@@ -29,7 +29,7 @@
 //                                                        (SS: dS^T and K both M / N-major)
 //   dK += dS^T Q                                         (SS: dS^T K-major, Q N-major)
 //   wait dV, dQ; dQ -> atomicAdd (16 bytes) into the float32 buffer (overlaps dK's products)
-//   wait dK; __syncwarp; arrive step_empty[slot]         the producer may refill the slot
+//   wait dK; arrive step_empty[slot] (every thread)     the producer may refill the slot
 //
 // P^T and dS^T go through shared memory, not registers, so that a consumer holds only its dK, dV
 // (2 x D/2 floats per thread), S^T, dP^T (2 x 32) and dQ (32): at D 128 that fits in 240
@@ -42,7 +42,7 @@
 // Barriers (each named for what it guards):
 //   pipe.kv_full          K and V of the CTA's keys landed (1 arrival + 2 x 128 D 2 bytes)
 //   pipe.step_full[s]     Q, dO and the per-query block of slot s landed (1 arrival + bytes)
-//   pipe.step_empty[s]    both consumers are done with slot s (8 arrivals: one per consumer warp)
+//   pipe.step_empty[s]    both consumers are done with slot s (256 arrivals: every consumer thread)
 //   ds_free 1, ds_ready 2 named barriers of the 256 consumer threads (above)
 // The producer's waits trap after ~4 s (hopper.cuh: mbar_wait_or_trap): a pipeline bug shows as
 // "unspecified launch failure", not a hang.
@@ -70,7 +70,7 @@ constexpr int kBN = 128;          // keys per CTA: two consumers x 64
 constexpr int kStages = 2;        // slots for Q, dO and the per-query numbers
 constexpr int kCtaThreads = 384;  // producer + 2 consumers
 constexpr int kRowFloats = 5 * kBM;  // lse_a, lse_b (times log2 e), Delta_a, Delta_b, w_a (w_b = 1 - w_a)
-[[maybe_unused]] constexpr int kConsumerWarps = 8;
+[[maybe_unused]] constexpr int kConsumerThreads = 256;
 [[maybe_unused]] constexpr int kProducerRegisters = 24, kConsumerRegisters = 240;  // 128 x 24 + 256 x 240 <= 64K
 [[maybe_unused]] constexpr int kDsFreeBarrier = 1, kDsReadyBarrier = 2;
 [[maybe_unused]] constexpr float kLog2e = 1.4426950408889634f;
@@ -351,11 +351,11 @@ __device__ void consume(const FlashBackwardArgs& a, unsigned char* smem, const f
     sm90::wgmma_wait<0>();
     sm90::fence_operands(dk);
     sm90::fence_operands(dv);
-    // Every lane's reads of the slot's numbers (plain shared loads in the elementwise step) are
-    // ordered before lane 0's arrival: without this __syncwarp the producer's refill of the slot
-    // may race with a lagging lane (compute-sanitizer racecheck reported it, a WAR on sRows).
-    __syncwarp();
-    if (lane == 0) sm90::mbar_arrive(&pipe.step_empty[slot]);  // Q, dO and the numbers of the slot are read
+    // Every thread arrives itself: its own plain shared loads of the slot's numbers (the
+    // elementwise step) are then ordered before the producer's refill of the slot by the
+    // mbarrier's release / acquire. (One arrival per warp after __syncwarp is not enough for
+    // compute-sanitizer racecheck: it reported a WAR on sRows, 2026-12-01.)
+    sm90::mbar_arrive(&pipe.step_empty[slot]);  // Q, dO and the numbers of the slot are read
   }
 
   // ---- dk += scale dK, dv += dV: this CTA owns these rows (one rounding each)
@@ -388,7 +388,7 @@ __global__ void __launch_bounds__(kCtaThreads, 1) hopper_backward_kernel(const _
     sm90::mbar_init(&pipe.kv_full, 1);
     for (int st = 0; st < kStages; ++st) {
       sm90::mbar_init(&pipe.step_full[st], 1);
-      sm90::mbar_init(&pipe.step_empty[st], kConsumerWarps);
+      sm90::mbar_init(&pipe.step_empty[st], kConsumerThreads);
     }
     sm90::fence_barrier_init();
   }
