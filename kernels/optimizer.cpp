@@ -21,8 +21,9 @@ void adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor&
 }
 
 Tensor grad_norm_and_clip_factor(const std::vector<Tensor>& grads, double max_norm, Device device) {
-  if (device == Device::CUDA) {  // each grad's sum of squares into its slot, then the norm and the factor, on the device
-    const Tensor sums = Tensor::zeros({static_cast<int64_t>(std::max<size_t>(grads.size(), 1))}, DType::F64, Device::CUDA);
+  if (device == Device::CUDA) {  // each grad's sum of squares into its slot, then the norm and factor there
+    const int64_t slots = static_cast<int64_t>(std::max<size_t>(grads.size(), 1));
+    const Tensor sums = Tensor::zeros({slots}, DType::F64, Device::CUDA);
     for (size_t i = 0; i < grads.size(); ++i)
       if (grads[i].defined()) cuda::sum_of_squares(grads[i], sums, static_cast<int64_t>(i));
     const Tensor norm_and_factor = Tensor::empty({2}, DType::F64, Device::CUDA);

@@ -6,7 +6,8 @@
 // So there is no loop between folders (model/ never includes train/, tensor/ never kernels/),
 // and the libraries of CMakeLists.txt (swiattn_tensor <- swiattn_cuda <- swiattn_core) need no
 // cycle on the link line. kernels/ (the backend-neutral entries) sits above both backends and
-// below autograd: the one place an op's device is chosen. A new folder must be given a level here before its files pass.
+// below autograd: the one place an op's device is chosen. A new folder must be given a level
+// here before its files pass.
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -137,6 +138,7 @@ TEST_CASE("layering: the backend seam sits between the kernels and autograd") {
   for (const Edge& e : include_edges(root)) {
     const bool names_a_backend = folder_of(e.included) == "kernels/cpu" || folder_of(e.included) == "kernels/cuda";
     if (folder_of(e.file) == "autograd")
-      CHECK_MESSAGE(!names_a_backend, e.file << " includes " << e.included << ": autograd calls the kernels/ entries only");
+      CHECK_MESSAGE(!names_a_backend,
+                    e.file << " includes " << e.included << ": autograd calls the kernels/ entries only");
   }
 }
