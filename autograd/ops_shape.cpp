@@ -41,10 +41,11 @@ Var stop_gradient(const Var& x) {
 Var cast(const Var& x, DType dtype) {
   const Tensor& X = x.value();
   for (DType d : {X.dtype(), dtype})
-    if (d == DType::I32 || (X.device() == Device::CUDA && d == DType::F64))
+    if (!kernels::holds_float_dtype(X.device(), d))
       throw Error(std::string("cast: ") + dtype_name(X.dtype()) + " -> " + dtype_name(dtype) + " on " +
                   device_name(X.device()) + " is not supported (float32, bfloat16" +
-                  (X.device() == Device::CPU ? ", float64" : "") + "), tensor of shape " + shape_str(X.shape()));
+                  (kernels::holds_float_dtype(X.device(), DType::F64) ? ", float64" : "") + "), tensor of shape " +
+                  shape_str(X.shape()));
   Tensor y = X.to(dtype);  // a copy, rounded once
   return make_op_result(OpId::Cast, y, {x}, [=](const Tensor& dy) {
     // y = round_dtype(x)  =>  dx += dy, converted to x's dtype (the rounding's derivative is 1)

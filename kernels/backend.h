@@ -23,6 +23,13 @@ inline bool on_cuda(const Tensor& t) { return t.device() == Device::CUDA; }
 // CPU (float32 or float64).
 inline DType statistics_dtype(const Tensor& input) { return on_cuda(input) ? DType::F32 : input.dtype(); }
 
+// The float dtypes a backend holds (what a cast may convert between): float32 and bfloat16 on both;
+// float64 on the CPU only. (The CPU stores bfloat16 but computes in float32 / float64; CUDA
+// computes in float32 / bfloat16.)
+inline bool holds_float_dtype(Device device, DType dtype) {
+  return dtype == DType::F32 || dtype == DType::BF16 || (dtype == DType::F64 && device == Device::CPU);
+}
+
 // The CPU kernels' "null = no gradient": t's data, or nullptr for an undefined tensor.
 template <class T>
 T* data_or_null(const Tensor& t) {
