@@ -62,6 +62,10 @@ class Var {
   std::shared_ptr<Node> node_;
 };
 
+// What a backward hands a kernel for input x: x's gradient buffer, or an undefined Tensor when x
+// needs no gradient (the kernel entries of kernels/ then skip that gradient).
+inline Tensor grad_if_required(const Var& x) { return x.requires_grad() ? x.grad_buffer() : Tensor(); }
+
 struct Node {
   Tensor value;
   Tensor grad;

@@ -1,9 +1,9 @@
-// autograd/ops_matmul.cpp: the (batched) matrix product and its backward.
+// autograd/ops_matmul.cpp: the (batched) matrix product and its backward (kernels/matmul.h:
+// Eigen on the CPU, cuBLAS on CUDA).
 #include <string>
 
 #include "autograd/ops.h"
-#include "kernels/cpu/matmul.h"
-#include "kernels/cuda/matmul.h"
+#include "kernels/matmul.h"
 
 namespace swiattn {
 
@@ -37,51 +37,24 @@ Var matmul(const Var& a, const Var& b, bool transpose_a, bool transpose_b) {
   const int64_t steps = fold ? 1 : batches;
   const int64_t a_step = M * K, b_step = b_shared ? 0 : K * N, c_step = M * N;
 
-  const bool on_cuda = A.device() == Device::CUDA;
-  if (on_cuda)  // cuBLAS: the `steps` products in one strided-batched call
-    cuda::gemm(A.dtype(), transpose_a, transpose_b, rows, N, K, A.raw(), a_step, Bt.raw(), b_step, C.raw(), c_step,
-               steps, false);
-  else dispatch_float(A.dtype(), "matmul", [&](auto zero) {
-    using T = decltype(zero);
-    for (int64_t i = 0; i < steps; ++i)
-      cpu::gemm<T>(transpose_a, transpose_b, rows, N, K, A.data<T>() + i * a_step,
-                   Bt.data<T>() + i * b_step, C.data<T>() + i * c_step, false);
-  });
-
+  kernels::gemm(transpose_a, transpose_b, rows, N, K, A, a_step, Bt, b_step, C, c_step, steps, false);
   return make_op_result(OpId::Matmul, C, {a, b}, [=](const Tensor& dC) {
-    // C = op(A) op(B)  =>  d op(A) = dC op(B)^T,  d op(B) = op(A)^T dC
-    if (on_cuda) {  // the same products as below, batched; a shared b's dB (stride 0) sums in order
-      const DType t = A.dtype();
-      if (a.requires_grad()) {
-        void* dA = a.grad_buffer().raw();
-        if (!transpose_a) cuda::gemm(t, false, !transpose_b, rows, K, N, dC.raw(), c_step, Bt.raw(), b_step, dA, a_step, steps, true);
-        else cuda::gemm(t, transpose_b, true, K, M, N, Bt.raw(), b_step, dC.raw(), c_step, dA, a_step, steps, true);
-      }
-      if (b.requires_grad()) {
-        void* dB = b.grad_buffer().raw();
-        if (!transpose_b) cuda::gemm(t, !transpose_a, false, K, N, rows, A.raw(), a_step, dC.raw(), c_step, dB, b_step, steps, true);
-        else cuda::gemm(t, true, transpose_a, N, K, rows, dC.raw(), c_step, A.raw(), a_step, dB, b_step, steps, true);
-      }
-      return;
+    // C = op(A) op(B)  =>  d op(A) = dC op(B)^T,  d op(B) = op(A)^T dC, per batch entry; a shared
+    // b's dB (stride 0) sums over the batch, in order.
+    if (a.requires_grad()) {
+      const Tensor& dA = a.grad_buffer();
+      if (!transpose_a)  // dA = dC op(B)^T
+        kernels::gemm(false, !transpose_b, rows, K, N, dC, c_step, Bt, b_step, dA, a_step, steps, true);
+      else  // dA = op(B) dC^T
+        kernels::gemm(transpose_b, true, K, M, N, Bt, b_step, dC, c_step, dA, a_step, steps, true);
     }
-    dispatch_float(A.dtype(), "matmul backward", [&](auto zero) {
-      using T = decltype(zero);
-      for (int64_t i = 0; i < steps; ++i) {
-        const T* Ai = A.data<T>() + i * a_step;
-        const T* Bi = Bt.data<T>() + i * b_step;
-        const T* dCi = dC.data<T>() + i * c_step;
-        if (a.requires_grad()) {
-          T* dA = a.grad_buffer().data<T>() + i * a_step;
-          if (!transpose_a) cpu::gemm<T>(false, !transpose_b, rows, K, N, dCi, Bi, dA, true);  // dA = dC op(B)^T
-          else cpu::gemm<T>(transpose_b, true, K, M, N, Bi, dCi, dA, true);                     // dA = op(B) dC^T
-        }
-        if (b.requires_grad()) {
-          T* dB = b.grad_buffer().data<T>() + i * b_step;  // a shared b sums over the batch
-          if (!transpose_b) cpu::gemm<T>(!transpose_a, false, K, N, rows, Ai, dCi, dB, true);   // dB = op(A)^T dC
-          else cpu::gemm<T>(true, transpose_a, N, K, rows, dCi, Ai, dB, true);                 // dB = dC^T op(A)
-        }
-      }
-    });
+    if (b.requires_grad()) {
+      const Tensor& dB = b.grad_buffer();
+      if (!transpose_b)  // dB = op(A)^T dC
+        kernels::gemm(!transpose_a, false, K, N, rows, A, a_step, dC, c_step, dB, b_step, steps, true);
+      else  // dB = dC^T op(A)
+        kernels::gemm(true, transpose_a, N, K, rows, dC, c_step, A, a_step, dB, b_step, steps, true);
+    }
   });
 }
 

@@ -1,12 +1,11 @@
-// model/kv_cache.cpp: see model/kv_cache.h. The one place the decode step's cache operations
-// choose their device: kernels/cpu/decode_attention.h (the reference) or
-// kernels/cuda/decode_attention.h.
+// model/kv_cache.cpp: see model/kv_cache.h. The decode step's cache operations are the entries of
+// kernels/decode_attention.h, which choose the device: kernels/cpu/decode_attention.h (the
+// reference) or kernels/cuda/decode_attention.h.
 #include "model/kv_cache.h"
 
 #include <string>
 
-#include "kernels/cpu/decode_attention.h"
-#include "kernels/cuda/decode_attention.h"
+#include "kernels/decode_attention.h"
 
 namespace swiattn {
 
@@ -144,12 +143,7 @@ void KvCache::append_step(int64_t layer, const Tensor& k, const Tensor& v) {
   check_same_dtype("kv cache append_step", v, keys_[layer]);
   check_same_device("kv cache append_step", k, keys_[layer]);
   check_same_device("kv cache append_step", v, keys_[layer]);
-  if (device_ == Device::CUDA) return cuda::kv_cache_append(k, v, step_positions_, keys_[layer], values_[layer]);
-  dispatch_float(dtype_, "kv cache append_step", [&](auto zero) {
-    using T = decltype(zero);
-    cpu::kv_cache_append<T>({sequences_, capacity_, 0, kv_heads_, head_dim_}, k.data<T>(), v.data<T>(),
-                            step_positions_.data<int32_t>(), keys_[layer].data<T>(), values_[layer].data<T>());
-  });
+  kernels::kv_cache_append(k, v, step_positions_, keys_[layer], values_[layer]);
 }
 
 Tensor KvCache::attend_step(int64_t layer, const Tensor& q, int64_t window) const {
@@ -162,23 +156,10 @@ Tensor KvCache::attend_step(int64_t layer, const Tensor& q, int64_t window) cons
   check_same_dtype("kv cache attend_step", q, keys_[layer]);
   check_same_device("kv cache attend_step", q, keys_[layer]);
   Tensor out = Tensor::empty(q.shape(), q.dtype(), q.device());  // (S, H, D)
-  const Tensor route = step_route(layer);
-  if (device_ == Device::CUDA) {
-    int64_t longest = 0;  // a host-side bound on the lengths: sizes the kernel's tile list
-    for (int64_t n : lengths_) longest = std::max(longest, n + 1);
-    cuda::decode_attention_forward(window, q, keys_[layer], values_[layer], step_lengths_, route, out, Tensor(), 0,
-                                   longest);
-    return out;
-  }
-  std::vector<int64_t> lengths(lengths_.size());
-  for (size_t s = 0; s < lengths_.size(); ++s) lengths[s] = lengths_[s] + 1;  // the new key included
-  const std::vector<int32_t> routes = route.to_ints();
-  dispatch_float(dtype_, "kv cache attend_step", [&](auto zero) {
-    using T = decltype(zero);
-    cpu::decode_attention_forward<T>({sequences_, capacity_, q.dim(1), kv_heads_, head_dim_}, window, q.data<T>(),
-                                     keys_[layer].data<T>(), values_[layer].data<T>(), lengths, routes,
-                                     out.data<T>(), nullptr);
-  });
+  int64_t longest = 0;  // a host-side bound on the lengths, the new key included
+  for (int64_t n : lengths_) longest = std::max(longest, n + 1);
+  kernels::decode_attention_forward(window, q, keys_[layer], values_[layer], step_lengths_, step_route(layer), out,
+                                    longest);
   return out;
 }
 

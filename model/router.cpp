@@ -1,21 +1,14 @@
+// model/router.cpp: the per-token router of a switch layer (model/router.h); the hard decision
+// is kernels/routing.h (CPU: kernels/cpu/routing.cpp, CUDA: kernels/cuda/routing.cu).
 #include "model/router.h"
 
-#include "kernels/cuda/routing.h"
+#include "kernels/routing.h"
 
 namespace swiattn {
 
 Tensor hard_route(const Tensor& prob, double threshold) {
   Tensor m = Tensor::empty(prob.shape(), prob.dtype(), prob.device());
-  if (prob.device() == Device::CUDA) {
-    cuda::hard_route(prob, threshold, m);
-    return m;
-  }
-  dispatch_float(prob.dtype(), "hard_route", [&](auto zero) {
-    using T = decltype(zero);
-    const T* p = prob.data<T>();
-    T* out = m.data<T>();
-    for (int64_t i = 0; i < prob.numel(); ++i) out[i] = p[i] > static_cast<T>(threshold) ? T(1) : T(0);
-  });
+  kernels::hard_route(prob, threshold, m);  // m = [p > tau]
   return m;
 }
 
@@ -23,13 +16,7 @@ void hard_route_into(const Tensor& prob, double threshold, const Tensor& route) 
   if (route.dtype() != DType::I32 || route.numel() != prob.numel())
     shape_error("hard_route_into", "route must be int32 with one entry per probability", prob, route);
   check_same_device("hard_route_into", prob, route);
-  if (prob.device() == Device::CUDA) return cuda::hard_route(prob, threshold, route);
-  dispatch_float(prob.dtype(), "hard_route_into", [&](auto zero) {
-    using T = decltype(zero);
-    const T* p = prob.data<T>();
-    int32_t* out = route.data<int32_t>();
-    for (int64_t i = 0; i < prob.numel(); ++i) out[i] = p[i] > static_cast<T>(threshold) ? 1 : 0;
-  });
+  kernels::hard_route(prob, threshold, route);
 }
 
 RouterDecision route_tokens(const Var& input, const Var& weight, const Var& bias, double threshold) {

@@ -5,7 +5,9 @@
 // (and a folder its subfolder in the same layer: tensor and tensor/cuda).
 // So there is no loop between folders (model/ never includes train/, tensor/ never kernels/),
 // and the libraries of CMakeLists.txt (swiattn_tensor <- swiattn_cuda <- swiattn_core) need no
-// cycle on the link line. A new folder must be given a level here before its files pass.
+// cycle on the link line. kernels/ (the backend-neutral entries) sits above both backends and
+// below autograd: the one place an op's device is chosen. A new folder must be given a level
+// here before its files pass.
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -25,10 +27,12 @@ const std::map<std::string, int> kLevel = {
     {"tensor", 0}, {"tensor/cuda", 0},             // tensors and their storage, on either device
     {"io", 1},     {"kernels/cpu", 1},             // files; the CPU arithmetic on raw pointers
     {"kernels/cuda", 2},                           // the CUDA kernels (tested against kernels/cpu)
-    {"autograd", 3}, {"data", 3},                  // ops with their backwards; text to token ids
-    {"model", 4},                                  // the network, its weights, decoding
-    {"train", 5},                                  // configuration, the training run, checkpoints
-    {"eval", 6},   {"bench", 6},                   // evaluation, figures; the benchmarks
+    {"kernels", 3},                                // the seam: one Tensor-level entry per op, which
+                                                   // picks kernels/cpu or kernels/cuda
+    {"autograd", 4}, {"data", 4},                  // ops with their backwards; text to token ids
+    {"model", 5},                                  // the network, its weights, decoding
+    {"train", 6},                                  // configuration, the training run, checkpoints
+    {"eval", 7},   {"bench", 7},                   // evaluation, figures; the benchmarks
 };
 
 // The folder of a path relative to the source root: "kernels/cuda" for kernels/cuda/x.cu.
@@ -109,9 +113,32 @@ TEST_CASE("layering: the check refuses the loops this tree used to have") {
                                  {"io/json_reader.h", "kernels/cpu/matmul.h"}};
   const std::vector<std::string> bad = violations(old, root);
   REQUIRE(bad.size() == 3);  // the two old loops, and io -> kernels/cpu (one layer, not nested)
-  CHECK(bad[0].rfind("model/checkpoint.h (layer 4) includes train/config.h (layer 5)", 0) == 0);
+  CHECK(bad[0].rfind("model/checkpoint.h (layer 5) includes train/config.h (layer 6)", 0) == 0);
   CHECK(bad[1].rfind("tensor/tensor.cpp (layer 0) includes kernels/cuda/copy.h (layer 2)", 0) == 0);
   CHECK(bad[2].rfind("io/json_reader.h (layer 1) includes kernels/cpu/matmul.h (layer 1)", 0) == 0);
   // A file of the tree outside every layer is refused too (tests/ is not a layer).
   CHECK(violations({{"model/x.cpp", "tests/test_util.h"}}, root).size() == 1);
+}
+
+TEST_CASE("layering: the backend seam sits between the kernels and autograd") {
+  const fs::path root = SWIATTN_SOURCE_DIR;
+  // autograd and model call the seam (kernels/), which calls both backends; no backend calls the
+  // seam, and the seam calls nothing above it. kernels/cpu and kernels/cuda sit inside kernels/
+  // on disk but are separate layers: "nested" does not make an upward include legal.
+  const std::vector<Edge> allowed = {{"autograd/ops_norm.cpp", "kernels/norm.h"},
+                                     {"kernels/norm.cpp", "kernels/cpu/norm.h"},
+                                     {"kernels/norm.cpp", "kernels/cuda/norm.h"},
+                                     {"train/optimizer.cpp", "kernels/optimizer.h"}};
+  CHECK(violations(allowed, root).empty());
+  const std::vector<Edge> refused = {{"kernels/cpu/norm.cpp", "kernels/norm.h"},
+                                     {"kernels/cuda/norm.cu", "kernels/backend.h"},
+                                     {"kernels/norm.cpp", "autograd/ops.h"}};
+  CHECK(violations(refused, root).size() == refused.size());
+  // The seam is where the device is chosen: autograd/ names no backend.
+  for (const Edge& e : include_edges(root)) {
+    const bool names_a_backend = folder_of(e.included) == "kernels/cpu" || folder_of(e.included) == "kernels/cuda";
+    if (folder_of(e.file) == "autograd")
+      CHECK_MESSAGE(!names_a_backend,
+                    e.file << " includes " << e.included << ": autograd calls the kernels/ entries only");
+  }
 }

@@ -1,43 +1,28 @@
-// train/nonfinite.cpp: see train/nonfinite.h.
+// train/nonfinite.cpp: see train/nonfinite.h. The counting is kernels/optimizer.h's
+// count_nonfinite (CPU: kernels/cpu/optimizer.cpp, CUDA: kernels/cuda/optimizer.cu).
 #include "train/nonfinite.h"
 
-#include <cmath>
-
-#include "kernels/cuda/optimizer.h"
+#include "kernels/optimizer.h"
 
 namespace swiattn {
 
 bool all_finite(const Tensor& t) {
-  if (t.device() == Device::CUDA) {
-    const Tensor count = Tensor::zeros({1}, DType::I32, Device::CUDA);
-    cuda::count_nonfinite(t, count, 0);
-    return count.to_ints()[0] == 0;
-  }
-  return dispatch_float(t.dtype(), "all_finite", [&](auto zero) {
-    using T = decltype(zero);
-    const T* p = t.data<T>();
-    for (int64_t i = 0; i < t.numel(); ++i)
-      if (!std::isfinite(p[i])) return false;
-    return true;
-  });
+  const Tensor count = Tensor::zeros({1}, DType::I32, t.device());
+  kernels::count_nonfinite(t, count, 0);
+  return count.to_ints()[0] == 0;
 }
 
 namespace {
 
-// The index of the first tensor holding a non-finite value, or -1. On CUDA one count per tensor
-// on the device, then one copy to the host for all of them.
+// The index of the first tensor holding a non-finite value, or -1: one count per tensor (on
+// CUDA on the device), then one copy to the host for all of them.
 int64_t first_nonfinite_tensor(const std::vector<Tensor>& tensors) {
   if (tensors.empty()) return -1;
-  if (tensors.front().device() == Device::CUDA) {
-    const Tensor counts = Tensor::zeros({static_cast<int64_t>(tensors.size())}, DType::I32, Device::CUDA);
-    for (size_t i = 0; i < tensors.size(); ++i) cuda::count_nonfinite(tensors[i], counts, static_cast<int64_t>(i));
-    const std::vector<int32_t> c = counts.to_ints();
-    for (size_t i = 0; i < c.size(); ++i)
-      if (c[i] != 0) return static_cast<int64_t>(i);
-    return -1;
-  }
-  for (size_t i = 0; i < tensors.size(); ++i)
-    if (!all_finite(tensors[i])) return static_cast<int64_t>(i);
+  const Tensor counts = Tensor::zeros({static_cast<int64_t>(tensors.size())}, DType::I32, tensors.front().device());
+  for (size_t i = 0; i < tensors.size(); ++i) kernels::count_nonfinite(tensors[i], counts, static_cast<int64_t>(i));
+  const std::vector<int32_t> c = counts.to_ints();
+  for (size_t i = 0; i < c.size(); ++i)
+    if (c[i] != 0) return static_cast<int64_t>(i);
   return -1;
 }
 

@@ -1,5 +1,6 @@
 // train/optimizer.cpp: AdamW, gradient clipping and the learning-rate schedule.
-// The formulas are stated in train/optimizer.h; each loop below restates the line it computes.
+// The formulas are stated in train/optimizer.h; the per-element arithmetic is kernels/optimizer.h
+// (CPU: kernels/cpu/optimizer.cpp, CUDA: kernels/cuda/optimizer.cu).
 #include "train/optimizer.h"
 
 #include <algorithm>
@@ -7,7 +8,7 @@
 #include <set>
 #include <string>
 
-#include "kernels/cuda/optimizer.h"
+#include "kernels/optimizer.h"
 
 namespace swiattn {
 
@@ -73,30 +74,8 @@ void AdamW::step(double lr) {
     check_same_dtype("AdamW.step", param.value(), grad);
     const double wd = param.value().ndim() >= 2 ? options_.weight_decay : 0.0;
 
-    if (param.value().device() == Device::CUDA) {  // the same loop, one thread per element
-      cuda::adamw_step(param.value(), grad, first_moments_[i], second_moments_[i], lr, b1, b2, eps, wd,
-                       bias_correction1, bias_correction2);
-      continue;
-    }
-    dispatch_float(param.dtype(), "AdamW.step", [&](auto zero) {
-      using T = decltype(zero);
-      T* p = param.value().data<T>();
-      const T* g = grad.data<T>();
-      T* m = first_moments_[i].data<T>();
-      T* v = second_moments_[i].data<T>();
-      for (int64_t k = 0, n = param.value().numel(); k < n; ++k) {
-        const double gk = g[k];
-        const double mk = b1 * m[k] + (1.0 - b1) * gk;       // m = b1 m + (1 - b1) g
-        const double vk = b2 * v[k] + (1.0 - b2) * gk * gk;  // v = b2 v + (1 - b2) g^2
-        const double mhat = mk / bias_correction1;
-        const double vhat = vk / bias_correction2;
-        const double pk = p[k];
-        // p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p)
-        p[k] = static_cast<T>(pk - lr * (mhat / (std::sqrt(vhat) + eps) + wd * pk));
-        m[k] = static_cast<T>(mk);
-        v[k] = static_cast<T>(vk);
-      }
-    });
+    kernels::adamw_step(param.value(), grad, first_moments_[i], second_moments_[i], lr, b1, b2, eps, wd,
+                        bias_correction1, bias_correction2);
   }
 }
 
@@ -132,65 +111,35 @@ void AdamW::load_state(int64_t steps_taken, const std::vector<Tensor>& first_mom
 // Gradient norm and clipping
 // ---------------------------------------------------------------------------------------------
 
-// CUDA: each grad's sum of squares into its slot, then the norm and the clip factor, all on the
-// device; nothing is read back.
-static Tensor grad_norm_and_clip_factor_cuda(const std::vector<Var>& params, double max_norm) {
-  const Tensor sums = Tensor::zeros({static_cast<int64_t>(std::max<size_t>(params.size(), 1))}, DType::F64, Device::CUDA);
-  for (size_t i = 0; i < params.size(); ++i)
-    if (params[i].grad().defined()) cuda::sum_of_squares(params[i].grad(), sums, static_cast<int64_t>(i));
-  const Tensor norm_and_factor = Tensor::empty({2}, DType::F64, Device::CUDA);
-  cuda::grad_norm_and_clip_factor(sums, max_norm, norm_and_factor);
-  return norm_and_factor;
+// The parameters' gradients (undefined where no backward reached), for the kernels.
+static std::vector<Tensor> grads_of(const std::vector<Var>& params) {
+  std::vector<Tensor> grads;
+  for (const Var& p : params) grads.push_back(p.grad());
+  return grads;
 }
 
-static bool on_cuda(const std::vector<Var>& params) {
-  return !params.empty() && params[0].value().device() == Device::CUDA;
+static Device device_of(const std::vector<Var>& params) {
+  return params.empty() ? Device::CPU : params[0].value().device();
 }
 
+// norm = sqrt(sum over params and elements of g^2); when max_norm > 0 and norm > max_norm (and
+// finite), g *= max_norm / norm, so |g| becomes max_norm. Both on the parameters' device.
 Tensor clip_grad_norm_on_device(const std::vector<Var>& params, double max_norm) {
   check_params("clip_grad_norm", params);
-  if (!on_cuda(params)) {
-    return Tensor::scalar(clip_grad_norm(params, max_norm), DType::F64);
-  }
-  const Tensor norm_and_factor = grad_norm_and_clip_factor_cuda(params, max_norm);
-  for (const Var& param : params)
-    if (param.grad().defined()) cuda::scale_by_clip_factor(param.grad(), norm_and_factor);
+  const std::vector<Tensor> grads = grads_of(params);
+  const Tensor norm_and_factor = kernels::grad_norm_and_clip_factor(grads, max_norm, device_of(params));
+  for (const Tensor& g : grads)
+    if (g.defined()) kernels::scale_by_clip_factor(g, norm_and_factor);
   return norm_and_factor.slice(0, 1).reshape({});
 }
 
 double global_grad_norm(const std::vector<Var>& params) {
   check_params("global_grad_norm", params);
-  if (on_cuda(params)) return grad_norm_and_clip_factor_cuda(params, 0.0).at(0);
-  double sum_of_squares = 0.0;  // sum over params and elements of g^2
-  for (const Var& param : params) {
-    const Tensor& grad = param.grad();
-    if (!grad.defined()) continue;
-    dispatch_float(grad.dtype(), "global_grad_norm", [&](auto zero) {
-      using T = decltype(zero);
-      const T* g = grad.data<T>();
-      for (int64_t k = 0, n = grad.numel(); k < n; ++k)
-        sum_of_squares += static_cast<double>(g[k]) * static_cast<double>(g[k]);
-    });
-  }
-  return std::sqrt(sum_of_squares);
+  return kernels::grad_norm_and_clip_factor(grads_of(params), 0.0, device_of(params)).at(0);
 }
 
 double clip_grad_norm(const std::vector<Var>& params, double max_norm) {
-  if (on_cuda(params)) return clip_grad_norm_on_device(params, max_norm).item();
-  const double norm = global_grad_norm(params);
-  if (max_norm <= 0 || !std::isfinite(norm) || norm <= max_norm) return norm;
-  const double factor = max_norm / norm;  // g *= max_norm / norm, so |g| becomes max_norm
-  for (const Var& param : params) {
-    const Tensor& grad = param.grad();
-    if (!grad.defined()) continue;
-    dispatch_float(grad.dtype(), "clip_grad_norm", [&](auto zero) {
-      using T = decltype(zero);
-      T* g = grad.data<T>();
-      for (int64_t k = 0, n = grad.numel(); k < n; ++k)
-        g[k] = static_cast<T>(static_cast<double>(g[k]) * factor);
-    });
-  }
-  return norm;
+  return clip_grad_norm_on_device(params, max_norm).item();
 }
 
 // ---------------------------------------------------------------------------------------------

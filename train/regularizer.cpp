@@ -1,10 +1,13 @@
+// train/regularizer.cpp: the efficiency regulariser (train/regularizer.h, spec §5 Eq. 7-9) and
+// the target-ratio controller. The per-token arithmetic (Eq. 8, the routing sums) is
+// kernels/routing.h (CPU: kernels/cpu/routing.cpp, CUDA: kernels/cuda/routing.cu).
 #include "train/regularizer.h"
 
 #include <algorithm>
 #include <cmath>
 #include <functional>
 
-#include "kernels/cuda/routing.h"
+#include "kernels/routing.h"
 
 namespace swiattn {
 
@@ -13,32 +16,19 @@ Tensor adaptive_gamma(const Tensor& per_token_nll, const Tensor& branch_diff_sq,
   if (per_token_nll.numel() != branch_diff_sq.numel())
     shape_error("adaptive_gamma", "one NLL per token", per_token_nll, branch_diff_sq);
   check_same_device("adaptive_gamma", per_token_nll, branch_diff_sq);
-  if (branch_diff_sq.device() == Device::CUDA) {  // float32 gamma whatever the inputs' dtype
-    Tensor gamma = Tensor::empty(branch_diff_sq.shape(), DType::F32, Device::CUDA);
-    cuda::adaptive_gamma(per_token_nll, branch_diff_sq, config.eps, config.alpha, gamma_base, gamma);
-    return gamma;
-  }
-  check_same_dtype("adaptive_gamma", per_token_nll, branch_diff_sq);
-  Tensor gamma = Tensor::empty(branch_diff_sq.shape(), branch_diff_sq.dtype());
-  dispatch_float(gamma.dtype(), "adaptive_gamma", [&](auto zero) {
-    using T = decltype(zero);
-    const T* nll = per_token_nll.data<T>();
-    const T* diff = branch_diff_sq.data<T>();
-    T* g = gamma.data<T>();
-    for (int64_t i = 0; i < gamma.numel(); ++i)  // Eq. 8
-      g[i] = static_cast<T>(gamma_base / (config.eps + double(nll[i]) + config.alpha * double(diff[i])));
-  });
-  return gamma;
+  return kernels::adaptive_gamma(per_token_nll, branch_diff_sq, config.eps, config.alpha, gamma_base);  // Eq. 8
 }
 
-// The CUDA path of efficiency_regularizer: the same formulas, with the sums on the device.
-static RegularizerResult efficiency_regularizer_cuda(const std::vector<LayerRouting>& routing,
-                                                     const Tensor& per_token_nll, const RegularizerConfig& config,
-                                                     double gamma_base, int64_t window, bool read_stats) {
+RegularizerResult efficiency_regularizer(const std::vector<LayerRouting>& routing,
+                                         const Tensor& per_token_nll, const RegularizerConfig& config,
+                                         double gamma_base, int64_t window, bool read_stats) {
   RegularizerResult result;
+  if (routing.empty()) return result;
   const int64_t Ls = static_cast<int64_t>(routing.size());
-  const Tensor sums = Tensor::zeros({Ls, 3}, DType::F64, Device::CUDA);  // per layer: routed, routed late, sum gamma
-  std::vector<Tensor> layer_terms;  // () float32 on the device
+  const Device device = routing.front().route.device();
+  // Per layer: sum of m, sum of m over t >= w, sum of gamma; on the routes' device, read once.
+  const Tensor sums = Tensor::zeros({Ls, 3}, DType::F64, device);
+  std::vector<Tensor> layer_terms;  // () each layer's Eq. 7 mean, on the device
   Var total;
   for (int64_t i = 0; i < Ls; ++i) {
     const LayerRouting& r = routing[i];
@@ -48,23 +38,24 @@ static RegularizerResult efficiency_regularizer_cuda(const std::vector<LayerRout
         throw Error("efficiency_regularizer: layer " + std::to_string(r.layer) +
                     " has no branch difference (run the forward with measure_branches)");
       if (config.mode == "fixed") {
-        gamma = Tensor::empty(r.route.shape(), DType::F32, Device::CUDA);
+        gamma = Tensor::empty(r.route.shape(), kernels::statistics_dtype(r.route), device);
         gamma.fill(gamma_base);
       } else {
         gamma = adaptive_gamma(per_token_nll, r.branch_diff_sq, config, gamma_base);
       }
-      const Var logit = r.logit.dtype() == DType::F32 ? r.logit : cast(r.logit, DType::F32);
+      // On CUDA the loss is float32: bfloat16 router logits are cast first.
+      const Var logit = r.logit.dtype() == gamma.dtype() ? r.logit : cast(r.logit, gamma.dtype());
       Var layer_term = mean(mul(Var(gamma), softplus(logit)));  // Eq. 7, averaged over (B, T)
       layer_terms.push_back(layer_term.value());
       total = total.defined() ? add(total, layer_term) : layer_term;
     }
-    cuda::routing_sums(r.route, gamma, window, sums.slice(i, i + 1).reshape({3}));
+    kernels::routing_sums(r.route, gamma, window, sums.slice(i, i + 1).reshape({3}));
   }
   if (total.defined()) result.loss = scale(total, 1.0 / static_cast<double>(Ls));  // Eq. 9
   result.layers.resize(routing.size());
   for (int64_t i = 0; i < Ls; ++i) result.layers[i].layer = routing[i].layer;
   if (!read_stats) return result;
-  const std::vector<double> s = sums.to_vector();  // the one copy (waits for the step's kernels)
+  const std::vector<double> s = sums.to_vector();  // the one copy (on CUDA it waits for the step's kernels)
   for (int64_t i = 0; i < Ls; ++i) {
     LayerRoutingStats& stats = result.layers[i];
     const int64_t B = routing[i].route.dim(0), T = routing[i].route.dim(1);
@@ -77,49 +68,6 @@ static RegularizerResult efficiency_regularizer_cuda(const std::vector<LayerRout
     result.ratio += stats.ratio / static_cast<double>(Ls);
     result.effective_ratio += stats.effective_ratio / static_cast<double>(Ls);
   }
-  return result;
-}
-
-RegularizerResult efficiency_regularizer(const std::vector<LayerRouting>& routing,
-                                         const Tensor& per_token_nll, const RegularizerConfig& config,
-                                         double gamma_base, int64_t window, bool read_stats) {
-  RegularizerResult result;
-  if (routing.empty()) return result;
-  if (routing.front().route.device() == Device::CUDA)
-    return efficiency_regularizer_cuda(routing, per_token_nll, config, gamma_base, window, read_stats);
-  Var total;
-  for (const LayerRouting& r : routing) {
-    LayerRoutingStats stats;
-    stats.layer = r.layer;
-    const int64_t B = r.route.dim(0), T = r.route.dim(1);
-    double routed = 0.0, routed_late = 0.0;
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t t = 0; t < T; ++t) {
-        const double m = r.route.at(b * T + t);
-        routed += m;
-        if (t >= window) routed_late += m;
-      }
-    stats.ratio = routed / static_cast<double>(B * T);
-    stats.effective_ratio = T > window ? routed_late / static_cast<double>(B * (T - window)) : 0.0;
-    if (config.mode != "off") {
-      if (config.mode == "adaptive" && !r.branch_diff_sq.defined())
-        throw Error("efficiency_regularizer: layer " + std::to_string(r.layer) +
-                    " has no branch difference (run the forward with measure_branches)");
-      const Tensor gamma = config.mode == "fixed"
-                               ? Tensor::full(r.route.shape(), gamma_base, r.route.dtype())
-                               : adaptive_gamma(per_token_nll, r.branch_diff_sq, config, gamma_base);
-      Var layer_term = mean(mul(Var(gamma), softplus(r.logit)));  // Eq. 7, averaged over (B, T)
-      stats.regularizer = layer_term.value().item();
-      double gamma_sum = 0.0;
-      for (int64_t i = 0; i < gamma.numel(); ++i) gamma_sum += gamma.at(i);
-      stats.mean_gamma = gamma_sum / static_cast<double>(gamma.numel());
-      total = total.defined() ? add(total, layer_term) : layer_term;
-    }
-    result.ratio += stats.ratio / static_cast<double>(routing.size());
-    result.effective_ratio += stats.effective_ratio / static_cast<double>(routing.size());
-    result.layers.push_back(stats);
-  }
-  if (total.defined()) result.loss = scale(total, 1.0 / static_cast<double>(routing.size()));  // Eq. 9
   return result;
 }
 

@@ -45,7 +45,8 @@ Tensor adaptive_gamma(const Tensor& per_token_nll, const Tensor& branch_diff_sq,
 // float32 (bfloat16 router logits are cast first); the statistics (ratios, mean gamma, each
 // layer's term) are summed there too and copied to the host only when read_stats is true (one
 // copy for all layers): with read_stats = false they stay 0, so a training step that neither
-// logs nor runs the controller does not wait for the device. On the CPU they are always read.
+// logs nor runs the controller does not wait for the device (the trainer reads them on every
+// CPU step, where they cost nothing).
 RegularizerResult efficiency_regularizer(const std::vector<LayerRouting>& routing,
                                          const Tensor& per_token_nll, const RegularizerConfig& config,
                                          double gamma_base, int64_t window, bool read_stats = true);

@@ -20,6 +20,10 @@ template <class T> double sum_all(int64_t n, const T* x) {
   return total;
 }
 
+template <class T> void add_constant(int64_t n, T g, T* dx) {
+  for (int64_t i = 0; i < n; ++i) dx[i] += g;
+}
+
 template <class T>
 void transpose_copy(const Shape& shape, int d0, int d1, const T* x, T* out, bool accumulate) {
   const int n = static_cast<int>(shape.size());
@@ -46,6 +50,8 @@ void transpose_copy(const Shape& shape, int d0, int d1, const T* x, T* out, bool
 
 template double sum_all<float>(int64_t, const float*);
 template double sum_all<double>(int64_t, const double*);
+template void add_constant<float>(int64_t, float, float*);
+template void add_constant<double>(int64_t, double, double*);
 template void transpose_copy<float>(const Shape&, int, int, const float*, float*, bool);
 template void transpose_copy<double>(const Shape&, int, int, const double*, double*, bool);
 

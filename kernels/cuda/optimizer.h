@@ -1,7 +1,8 @@
 // kernels/cuda/optimizer.h: the optimizer's arithmetic on CUDA: one AdamW step, the global
 // gradient norm and its clipping, and the count of non-finite values (the training guard).
-// The CPU reference is train/optimizer.cpp (AdamW::step, global_grad_norm, clip_grad_norm) and
-// train/nonfinite.cpp (all_finite): same formulas, same order of operations per element, and
+// The CPU reference is kernels/cpu/optimizer.h, both reached through kernels/optimizer.h (by
+// AdamW::step, global_grad_norm, clip_grad_norm in train/optimizer.cpp and all_finite in
+// train/nonfinite.cpp): same formulas, same order of operations per element, and
 // tests/test_cuda_train.cpp holds the two together. See tensor/cuda/api.h for the conventions.
 //
 // Nothing here reads a value back to the host: the norm, the clip factor and the counts stay in

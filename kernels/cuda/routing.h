@@ -1,7 +1,8 @@
 // kernels/cuda/routing.h: the router's hard decision and the regulariser's per-token weights on
-// CUDA (spec §3 Eq. 1-2, §5 Eq. 8). The CPU versions are hard_route (model/router.cpp) and
-// adaptive_gamma / efficiency_regularizer (train/regularizer.cpp); tests/test_cuda_train.cpp
-// compares them. See tensor/cuda/api.h for the conventions.
+// CUDA (spec §3 Eq. 1-2, §5 Eq. 8). The CPU versions are kernels/cpu/routing.h, both reached
+// through kernels/routing.h (by hard_route in model/router.cpp, adaptive_gamma /
+// efficiency_regularizer in train/regularizer.cpp); tests/test_cuda_train.cpp compares them.
+// See tensor/cuda/api.h for the conventions.
 #pragma once
 
 #include <cstdint>
