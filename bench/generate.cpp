@@ -125,7 +125,7 @@ void bench_generate(const GenerateOptions& o) {
       double full = 0, switch_entries = 0;
       for (const DecodedToken& token : stats.tokens)
         for (int64_t l = 0; l < config.num_hidden_layers; ++l)
-          if (config.layer_type(l) == "switch") full += token.full_attention[l], switch_entries += 1;
+          if (config.layer_type(l) == LayerType::Switch) full += token.full_attention[l], switch_entries += 1;
       const double kv_gb = static_cast<double>(decoder.cache().bytes()) / 1e9;
       std::printf(
           "{\"kind\": \"generate\", \"impl\": \"swiattn\", \"device\": \"%s\", \"model\": \"%s\", \"S\": %lld, \"context\": %lld, "

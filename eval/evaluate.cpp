@@ -100,9 +100,9 @@ Routes routes_of(const Transformer& model, const std::vector<LayerRouting>& rout
   size_t next_switch = 0;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     auto& layer = routes[static_cast<size_t>(l)];
-    const std::string& type = c.layer_type(l);
-    if (type != "switch") {
-      layer.assign(static_cast<size_t>(T), type == "full" ? 1 : 0);  // static layers: FA or SWA always
+    const LayerType type = c.layer_type(l);
+    if (type != LayerType::Switch) {
+      layer.assign(static_cast<size_t>(T), type == LayerType::Full ? 1 : 0);  // static layers: FA or SWA always
       continue;
     }
     if (next_switch >= routing.size() || routing[next_switch].layer != l)

@@ -149,7 +149,7 @@ json run_evaluation(const std::string& checkpoint_arg, const std::string& out_di
   }
   const std::vector<int32_t>& val_tokens = splits.val;
   log << "swiattn eval: " << dir << "\n  " << L << " layers (";
-  for (int64_t l = 0; l < L; ++l) log << (l ? " " : "") << mc.layer_type(l);
+  for (int64_t l = 0; l < L; ++l) log << (l ? " " : "") << layer_type_name(mc.layer_type(l));
   log << "), T " << T << ", window " << W << ", " << dtype_name(dtype) << " on " << device_name(device) << ", "
       << omp_get_max_threads() << " threads\n  held-out text: " << val_tokens.size() << " tokens ("
       << corpus_name << " validation split, " << tokenizer->name() << " tokenizer)\n" << std::flush;
@@ -169,7 +169,7 @@ json run_evaluation(const std::string& checkpoint_arg, const std::string& out_di
   r["window"] = W;
   r["parameters"] = model->parameter_count();
   json types = json::array();
-  for (int64_t l = 0; l < L; ++l) types.push_back(mc.layer_type(l));
+  for (int64_t l = 0; l < L; ++l) types.push_back(layer_type_name(mc.layer_type(l)));
   r["layer_types"] = types;
   if (const json prior = read_trainer_state(dir); prior.is_object()) r["trainer_state"] = prior;
 

@@ -133,12 +133,12 @@ Tensor Decoder::prefill(const std::vector<std::vector<int32_t>>& prompts, Decode
       std::vector<std::vector<double>> routes(static_cast<size_t>(L));
       size_t next_switch = 0;
       for (int64_t l = 0; l < L; ++l)
-        if (model_.config().layer_type(l) == "switch") routes[l] = routing.at(next_switch++).route.to_vector();
+        if (model_.config().layer_type(l) == LayerType::Switch) routes[l] = routing.at(next_switch++).route.to_vector();
       for (int64_t n = 0; n < N; ++n)
         for (int64_t t = 0; t < static_cast<int64_t>(prompts[first + n].size()); ++t) {
           std::vector<uint8_t> full(static_cast<size_t>(L));
           for (int64_t l = 0; l < L; ++l)
-            full[l] = routes[l].empty() ? model_.config().layer_type(l) == "full" : routes[l][n * longest + t] > 0.5;
+            full[l] = routes[l].empty() ? model_.config().layer_type(l) == LayerType::Full : routes[l][n * longest + t] > 0.5;
           stats->tokens.push_back(token_record(weights_.layers, first + n, t, true, std::move(full)));
         }
     }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 
+#include "kernels/cpu/window.h"
 #include "kernels/cuda/routing.h"
 
 namespace swiattn {
@@ -97,7 +98,7 @@ RegularizerResult efficiency_regularizer(const std::vector<LayerRouting>& routin
       for (int64_t t = 0; t < T; ++t) {
         const double m = r.route.at(b * T + t);
         routed += m;
-        if (t >= window) routed_late += m;
+        if (window_has_far_keys(t, window)) routed_late += m;
       }
     stats.ratio = routed / static_cast<double>(B * T);
     stats.effective_ratio = T > window ? routed_late / static_cast<double>(B * (T - window)) : 0.0;
@@ -158,7 +159,7 @@ void shift_router_biases(const Transformer& model, double delta) {
   NoGradGuard no_grad;
   Tensor shift;  // (1) on the parameters' device, made once for every layer
   for (const TransformerLayer& layer : model.layers()) {
-    if (layer.type != "switch") continue;
+    if (layer.type != LayerType::Switch) continue;
     Tensor bias = layer.attn.router_bias.value();  // (1), shares the parameter's storage
     if (!shift.defined()) shift = Tensor::full({1}, delta, bias.dtype()).to(bias.device());
     bias.copy_from(add(Var(bias), Var(shift)).value());  // b_r <- b_r + delta

@@ -273,7 +273,7 @@ void TrainingRun::build_model() {
   state_.gamma_base = config_.reg.gamma_base;
   state_.loader_rng_seed = loader_->rng().seed;
   for (int64_t l = 0; l < config_.model.num_hidden_layers; ++l)
-    has_switch_ = has_switch_ || config_.model.layer_type(l) == "switch";
+    has_switch_ = has_switch_ || config_.model.layer_type(l) == LayerType::Switch;
   measure_branches_ = has_switch_ && config_.reg.mode == "adaptive";
 }
 
