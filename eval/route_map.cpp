@@ -24,6 +24,7 @@
 #include "train/checkpoint.h"
 #include "model/safetensors.h"
 #include "tensor/random.h"
+#include "model/route_count.h"
 
 namespace swiattn {
 
@@ -84,9 +85,9 @@ std::string token_style(int route, double p) {
 }  // namespace
 
 double RouteMap::fa_ratio(size_t layer) const {
-  double sum = 0.0;
-  for (int m : route[layer]) sum += m;
-  return route[layer].empty() ? kNaN : sum / static_cast<double>(route[layer].size());
+  RouteCount count;
+  for (int m : route[layer]) count.add(m);
+  return count.ratio();
 }
 
 RouteMap compute_route_map(const Transformer& model, const Tokenizer& tokenizer, const std::vector<int32_t>& ids,

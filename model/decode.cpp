@@ -9,6 +9,7 @@
 #include <string>
 
 #include "kernels/cpu/decode_attention.h"
+#include "model/route_count.h"
 
 namespace swiattn {
 
@@ -39,20 +40,17 @@ static void check_stats_layer(const DecodeStats& s, int64_t layer) {
 
 double DecodeStats::full_attention_ratio(int64_t layer) const {
   check_stats_layer(*this, layer);
-  double full = 0;
-  for (const DecodedToken& token : tokens) full += token.full_attention[layer];
-  return tokens.empty() ? 0.0 : full / static_cast<double>(tokens.size());
+  RouteCount count;
+  for (const DecodedToken& token : tokens) count.add(token.full_attention[layer]);
+  return count.ratio(0.0);
 }
 
 double DecodeStats::decoded_full_attention_ratio(int64_t layer, int64_t sequence) const {
   check_stats_layer(*this, layer);
-  double full = 0, count = 0;
+  RouteCount count;
   for (const DecodedToken& token : tokens)
-    if (token.sequence == sequence && !token.prefill) {
-      full += token.full_attention[layer];
-      count += 1;
-    }
-  return count > 0 ? full / count : std::numeric_limits<double>::quiet_NaN();
+    if (token.sequence == sequence && !token.prefill) count.add(token.full_attention[layer]);
+  return count.ratio();
 }
 
 namespace {

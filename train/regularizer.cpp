@@ -4,8 +4,8 @@
 #include <cmath>
 #include <functional>
 
-#include "kernels/cpu/window.h"
 #include "kernels/cuda/routing.h"
+#include "model/route_count.h"
 
 namespace swiattn {
 
@@ -69,8 +69,9 @@ static RegularizerResult efficiency_regularizer_cuda(const std::vector<LayerRout
   for (int64_t i = 0; i < Ls; ++i) {
     LayerRoutingStats& stats = result.layers[i];
     const int64_t B = routing[i].route.dim(0), T = routing[i].route.dim(1);
-    stats.ratio = s[3 * i] / static_cast<double>(B * T);
-    stats.effective_ratio = T > window ? s[3 * i + 1] / static_cast<double>(B * (T - window)) : 0.0;
+    const RouteCount count = RouteCount::from_sums(s[3 * i], B * T, s[3 * i + 1], T > window ? B * (T - window) : 0);
+    stats.ratio = count.ratio();
+    stats.effective_ratio = count.far_ratio(0.0);
     if (!layer_terms.empty()) {
       stats.mean_gamma = s[3 * i + 2] / static_cast<double>(B * T);
       stats.regularizer = layer_terms[i].item();
@@ -93,15 +94,11 @@ RegularizerResult efficiency_regularizer(const std::vector<LayerRouting>& routin
     LayerRoutingStats stats;
     stats.layer = r.layer;
     const int64_t B = r.route.dim(0), T = r.route.dim(1);
-    double routed = 0.0, routed_late = 0.0;
+    RouteCount count;
     for (int64_t b = 0; b < B; ++b)
-      for (int64_t t = 0; t < T; ++t) {
-        const double m = r.route.at(b * T + t);
-        routed += m;
-        if (window_has_far_keys(t, window)) routed_late += m;
-      }
-    stats.ratio = routed / static_cast<double>(B * T);
-    stats.effective_ratio = T > window ? routed_late / static_cast<double>(B * (T - window)) : 0.0;
+      for (int64_t t = 0; t < T; ++t) count.add(r.route.at(b * T + t), t, window);
+    stats.ratio = count.ratio();
+    stats.effective_ratio = count.far_ratio(0.0);
     if (config.mode != "off") {
       if (config.mode == "adaptive" && !r.branch_diff_sq.defined())
         throw Error("efficiency_regularizer: layer " + std::to_string(r.layer) +

@@ -33,6 +33,7 @@
 #include "train/run_checks.h"
 #include "train/run_folder.h"
 #include "train/train_state.h"
+#include "model/route_count.h"
 
 namespace swiattn {
 
@@ -41,18 +42,18 @@ double evaluate_loss(const Transformer& model, const std::vector<std::pair<Tenso
   if (batches.empty()) throw Error("evaluate_loss: no batches");
   NoGradGuard no_grad;
   double total = 0.0;
-  if (layer_ratios) layer_ratios->clear();
+  std::vector<RouteCount> counts;  // per switch layer
   for (const auto& [inputs, targets] : batches) {
     const ForwardResult f = model.forward_with_routing(inputs, false);
     total += next_token_loss(f.logits, targets).value().item();
     if (!layer_ratios) continue;
-    layer_ratios->resize(f.routing.size(), 0.0);
-    for (size_t l = 0; l < f.routing.size(); ++l) {
-      const Tensor& m = f.routing[l].route;
-      double routed = 0.0;
-      for (double x : m.to_vector()) routed += x;  // one copy from the device, if there
-      (*layer_ratios)[l] += routed / static_cast<double>(m.numel() * batches.size());
-    }
+    counts.resize(f.routing.size());
+    for (size_t l = 0; l < f.routing.size(); ++l)
+      for (double m : f.routing[l].route.to_vector()) counts[l].add(m);  // one copy from the device, if there
+  }
+  if (layer_ratios) {
+    layer_ratios->clear();
+    for (const RouteCount& c : counts) layer_ratios->push_back(c.ratio());
   }
   return total / static_cast<double>(batches.size());
 }
