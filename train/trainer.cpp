@@ -33,30 +33,8 @@
 #include "train/run_checks.h"
 #include "train/run_folder.h"
 #include "train/train_state.h"
-#include "model/route_count.h"
 
 namespace swiattn {
-
-double evaluate_loss(const Transformer& model, const std::vector<std::pair<Tensor, Tensor>>& batches,
-                     std::vector<double>* layer_ratios) {
-  if (batches.empty()) throw Error("evaluate_loss: no batches");
-  NoGradGuard no_grad;
-  double total = 0.0;
-  std::vector<RouteCount> counts;  // per switch layer
-  for (const auto& [inputs, targets] : batches) {
-    const ForwardResult f = model.forward_with_routing(inputs, false);
-    total += next_token_loss(f.logits, targets).value().item();
-    if (!layer_ratios) continue;
-    counts.resize(f.routing.size());
-    for (size_t l = 0; l < f.routing.size(); ++l)
-      for (double m : f.routing[l].route.to_vector()) counts[l].add(m);  // one copy from the device, if there
-  }
-  if (layer_ratios) {
-    layer_ratios->clear();
-    for (const RouteCount& c : counts) layer_ratios->push_back(c.ratio());
-  }
-  return total / static_cast<double>(batches.size());
-}
 
 // "0.41 0.12 0.33": one full-attention ratio per switch layer.
 static std::string ratios_str(const std::vector<double>& ratios) {
