@@ -39,27 +39,36 @@ int64_t positive(ArgCursor& a) {
   return v;
 }
 
+// The options both kinds of bench read alike (the attention's sizes and the seed) into o, a
+// bench::Options or a bench::GenerateOptions; false when the current option is none of them.
+template <class Opts>
+bool shared_option(ArgCursor& a, Opts& o) {
+  if (a.is("--S")) o.S = positive(a);
+  else if (a.is("--Hq")) o.Hq = positive(a);
+  else if (a.is("--Hkv")) o.Hkv = positive(a);
+  else if (a.is("--D")) o.D = positive(a);
+  else if (a.is("--w")) o.window = positive(a);
+  else if (a.is("--seed")) o.seed = a.number<uint64_t>();
+  else return false;
+  return true;
+}
+
 // `swiattn bench generate [options]` (bench/generate.cpp); args are the options after "generate".
 int run_bench_generate(const std::vector<std::string>& args) {
   bench::GenerateOptions o;
   for (ArgCursor a(args); a.next();) {
+    if (shared_option(a, o)) continue;
     if (a.is("--models")) {
       o.models = a.list();
       for (const std::string& m : o.models)
         if (m != "swiattn" && m != "full") throw Error("bench: --models: swiattn or full, got '" + m + "'");
     } else if (a.is("--context")) o.context = a.number_list<int64_t>();
-    else if (a.is("--S")) o.S = positive(a);
     else if (a.is("--new-tokens")) o.new_tokens = positive(a);
     else if (a.is("--r")) o.r = a.number<double>();
     else if (a.is("--layers")) o.layers = positive(a);
     else if (a.is("--hidden")) o.hidden = positive(a);
-    else if (a.is("--Hq")) o.Hq = positive(a);
-    else if (a.is("--Hkv")) o.Hkv = positive(a);
-    else if (a.is("--D")) o.D = positive(a);
     else if (a.is("--ffn")) o.ffn = positive(a);
     else if (a.is("--vocab")) o.vocab = positive(a);
-    else if (a.is("--w")) o.window = positive(a);
-    else if (a.is("--seed")) o.seed = a.number<uint64_t>();
     else if (a.is("--device")) o.device = a.value();
     else throw a.unknown("generate");
   }
@@ -87,21 +96,16 @@ int run_bench_command(const std::vector<std::string>& args) {
   if (sub == "generate") return run_bench_generate(options);
   bench::Options o;
   for (ArgCursor a(options); a.next();) {
+    if (shared_option(a, o)) continue;
     if (a.is("--no-flush")) o.flush_l2 = false;
     else if (a.is("--deterministic")) o.deterministic = true;
     else if (a.is("--T")) o.T = a.number_list<int64_t>();
     else if (a.is("--r")) o.r = a.number_list<double>();
     else if (a.is("--cache")) o.cache = a.number_list<int64_t>();
-    else if (a.is("--S")) o.S = positive(a);
     else if (a.is("--B")) o.B = positive(a);
-    else if (a.is("--Hq")) o.Hq = positive(a);
-    else if (a.is("--Hkv")) o.Hkv = positive(a);
-    else if (a.is("--D")) o.D = positive(a);
-    else if (a.is("--w")) o.window = positive(a);
     else if (a.is("--ctas")) o.ctas = a.number<int64_t>();
     else if (a.is("--warmup")) o.warmup = a.number<int>();
     else if (a.is("--reps")) o.reps = static_cast<int>(positive(a));
-    else if (a.is("--seed")) o.seed = a.number<uint64_t>();
     else throw a.unknown(sub);
   }
   for (double r : o.r)
