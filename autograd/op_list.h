@@ -1,7 +1,8 @@
 // autograd/op_list.h: the one list of differentiable ops.
 //
 // Every op's result is created with its OpId (make_op_result), so an op cannot exist without an
-// entry here, and tests/test_gradcheck.cpp fails if any entry lacks a finite-difference check.
+// entry here, and an entry without rows in the op-test table (tests/op_cases.cpp, a switch over
+// OpId built with -Werror=switch) does not compile.
 // X(Enum name, printed name)
 #pragma once
 

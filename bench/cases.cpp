@@ -17,6 +17,7 @@
 #include <string>
 
 #include "bench/bench.h"
+#include "kernels/cpu/window.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/decode_attention.h"
 #include "tensor/cuda/device.h"
@@ -83,7 +84,7 @@ double routed_flops(const Options& o, int64_t T, const std::vector<double>& rout
   double keys = 0.0;
   for (int64_t b = 0; b < o.B; ++b)
     for (int64_t t = 0; t < T; ++t)
-      keys += route[b * T + t] != 0.0 ? double(t + 1) : double(std::min(t + 1, o.window));
+      keys += route[b * T + t] != 0.0 ? double(t + 1) : double(window_key_count(t, o.window));
   return 4.0 * double(o.D) * double(o.Hq) * keys;
 }
 
@@ -241,7 +242,7 @@ void bench_decode(const Options& o) {
       std::vector<int32_t> route32(route.begin(), route.end());
       const Tensor route_dev = Tensor::from_ints(route32, {S}).to_device();
       double keys = 0.0;  // keys read per kv head, over the batch
-      for (double m : route) keys += m != 0.0 ? double(P) : double(std::min(P, o.window));
+      for (double m : route) keys += m != 0.0 ? double(P) : double(window_key_count(P - 1, o.window));
       const double flops = 4.0 * double(o.D) * double(o.Hq) * keys;
       // K and V rows read once per kv head (bf16), q read and out written once
       const double bytes = 2.0 * 2.0 * keys * double(o.Hkv * o.D) + 2.0 * 2.0 * double(S * o.Hq * o.D);

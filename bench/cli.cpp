@@ -3,9 +3,11 @@
 #include "bench/cli.h"
 
 #include <cstdio>
-#include <sstream>
+#include <string>
+#include <vector>
 
 #include "bench/bench.h"
+#include "io/args.h"
 #include "tensor/cuda/device.h"
 #include "tensor/tensor.h"
 
@@ -29,58 +31,46 @@ const char* kUsage =
     "  --device cuda|cpu (cpu: float32, to check the harness)\n"
     "prints one JSON line per case (bench/bench.h).\n";
 
-template <class T>
-std::vector<T> parse_list(const std::string& flag, const std::string& text) {
-  std::vector<T> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    std::stringstream is(item);
-    T value{};
-    if (!(is >> value) || !is.eof()) throw Error("bench: " + flag + ": cannot read '" + item + "' as a number");
-    out.push_back(value);
-  }
-  if (out.empty()) throw Error("bench: " + flag + ": empty list");
-  return out;
-}
-
-int64_t parse_positive(const std::string& flag, const std::string& text) {
-  const int64_t v = parse_list<int64_t>(flag, text).at(0);
-  if (v <= 0) throw Error("bench: " + flag + " must be > 0, got " + text);
+// The current option's value as an integer > 0.
+int64_t positive(ArgCursor& a) {
+  const std::string name = a.option();
+  const int64_t v = a.number<int64_t>();
+  if (v <= 0) throw Error("bench: " + name + " must be > 0, got " + std::to_string(v));
   return v;
 }
 
-// `swiattn bench generate [options]` (bench/generate.cpp).
+// The options both kinds of bench read alike (the attention's sizes and the seed) into o, a
+// bench::Options or a bench::GenerateOptions; false when the current option is none of them.
+template <class Opts>
+bool shared_option(ArgCursor& a, Opts& o) {
+  if (a.is("--S")) o.S = positive(a);
+  else if (a.is("--Hq")) o.Hq = positive(a);
+  else if (a.is("--Hkv")) o.Hkv = positive(a);
+  else if (a.is("--D")) o.D = positive(a);
+  else if (a.is("--w")) o.window = positive(a);
+  else if (a.is("--seed")) o.seed = a.number<uint64_t>();
+  else return false;
+  return true;
+}
+
+// `swiattn bench generate [options]` (bench/generate.cpp); args are the options after "generate".
 int run_bench_generate(const std::vector<std::string>& args) {
   bench::GenerateOptions o;
-  for (size_t i = 1; i < args.size(); ++i) {
-    const std::string& flag = args[i];
-    if (i + 1 >= args.size()) throw UsageError("bench: " + flag + " needs a value");
-    const std::string& value = args[++i];
-    if (flag == "--models") {
-      o.models.clear();
-      std::stringstream ss(value);
-      std::string m;
-      while (std::getline(ss, m, ',')) {
+  for (ArgCursor a(args); a.next();) {
+    if (shared_option(a, o)) continue;
+    if (a.is("--models")) {
+      o.models = a.list();
+      for (const std::string& m : o.models)
         if (m != "swiattn" && m != "full") throw Error("bench: --models: swiattn or full, got '" + m + "'");
-        o.models.push_back(m);
-      }
-      if (o.models.empty()) throw Error("bench: --models: empty list");
-    } else if (flag == "--context") o.context = parse_list<int64_t>(flag, value);
-    else if (flag == "--S") o.S = parse_positive(flag, value);
-    else if (flag == "--new-tokens") o.new_tokens = parse_positive(flag, value);
-    else if (flag == "--r") o.r = parse_list<double>(flag, value).at(0);
-    else if (flag == "--layers") o.layers = parse_positive(flag, value);
-    else if (flag == "--hidden") o.hidden = parse_positive(flag, value);
-    else if (flag == "--Hq") o.Hq = parse_positive(flag, value);
-    else if (flag == "--Hkv") o.Hkv = parse_positive(flag, value);
-    else if (flag == "--D") o.D = parse_positive(flag, value);
-    else if (flag == "--ffn") o.ffn = parse_positive(flag, value);
-    else if (flag == "--vocab") o.vocab = parse_positive(flag, value);
-    else if (flag == "--w") o.window = parse_positive(flag, value);
-    else if (flag == "--seed") o.seed = static_cast<uint64_t>(parse_list<int64_t>(flag, value).at(0));
-    else if (flag == "--device") o.device = value;
-    else throw UsageError("bench: unknown option " + flag + " for generate");
+    } else if (a.is("--context")) o.context = a.number_list<int64_t>();
+    else if (a.is("--new-tokens")) o.new_tokens = positive(a);
+    else if (a.is("--r")) o.r = a.number<double>();
+    else if (a.is("--layers")) o.layers = positive(a);
+    else if (a.is("--hidden")) o.hidden = positive(a);
+    else if (a.is("--ffn")) o.ffn = positive(a);
+    else if (a.is("--vocab")) o.vocab = positive(a);
+    else if (a.is("--device")) o.device = a.value();
+    else throw a.unknown("generate");
   }
   for (int64_t c : o.context)
     if (c <= 0) throw Error("bench: --context values must be > 0");
@@ -102,34 +92,21 @@ int run_bench_command(const std::vector<std::string>& args) {
     return args.empty() ? 2 : 0;
   }
   const std::string sub = args[0];
-  if (sub == "generate") return run_bench_generate(args);
+  const std::vector<std::string> options(args.begin() + 1, args.end());
+  if (sub == "generate") return run_bench_generate(options);
   bench::Options o;
-  for (size_t i = 1; i < args.size(); ++i) {
-    const std::string& flag = args[i];
-    if (flag == "--no-flush") {
-      o.flush_l2 = false;
-      continue;
-    }
-    if (flag == "--deterministic") {
-      o.deterministic = true;
-      continue;
-    }
-    if (i + 1 >= args.size()) throw UsageError("bench: " + flag + " needs a value");
-    const std::string& value = args[++i];
-    if (flag == "--T") o.T = parse_list<int64_t>(flag, value);
-    else if (flag == "--r") o.r = parse_list<double>(flag, value);
-    else if (flag == "--cache") o.cache = parse_list<int64_t>(flag, value);
-    else if (flag == "--S") o.S = parse_positive(flag, value);
-    else if (flag == "--B") o.B = parse_positive(flag, value);
-    else if (flag == "--Hq") o.Hq = parse_positive(flag, value);
-    else if (flag == "--Hkv") o.Hkv = parse_positive(flag, value);
-    else if (flag == "--D") o.D = parse_positive(flag, value);
-    else if (flag == "--w") o.window = parse_positive(flag, value);
-    else if (flag == "--ctas") o.ctas = parse_list<int64_t>(flag, value).at(0);
-    else if (flag == "--warmup") o.warmup = static_cast<int>(parse_list<int64_t>(flag, value).at(0));
-    else if (flag == "--reps") o.reps = static_cast<int>(parse_positive(flag, value));
-    else if (flag == "--seed") o.seed = static_cast<uint64_t>(parse_list<int64_t>(flag, value).at(0));
-    else throw UsageError("bench: unknown option " + flag);
+  for (ArgCursor a(options); a.next();) {
+    if (shared_option(a, o)) continue;
+    if (a.is("--no-flush")) o.flush_l2 = false;
+    else if (a.is("--deterministic")) o.deterministic = true;
+    else if (a.is("--T")) o.T = a.number_list<int64_t>();
+    else if (a.is("--r")) o.r = a.number_list<double>();
+    else if (a.is("--cache")) o.cache = a.number_list<int64_t>();
+    else if (a.is("--B")) o.B = positive(a);
+    else if (a.is("--ctas")) o.ctas = a.number<int64_t>();
+    else if (a.is("--warmup")) o.warmup = a.number<int>();
+    else if (a.is("--reps")) o.reps = static_cast<int>(positive(a));
+    else throw a.unknown(sub);
   }
   for (double r : o.r)
     if (r < 0.0 || r > 1.0) throw Error("bench: --r values must lie in [0, 1], got " + std::to_string(r));

@@ -30,6 +30,7 @@
 #include "tensor/cuda/device.h"
 #include "model/decode.h"
 #include "tensor/random.h"
+#include "model/route_count.h"
 
 namespace swiattn::bench {
 
@@ -122,10 +123,10 @@ void bench_generate(const GenerateOptions& o) {
       }
       if (o.device == "cuda") cuda::synchronize();
       const double decode_s = seconds_since(t0);
-      double full = 0, switch_entries = 0;
+      RouteCount switch_routes;  // over the switch layers of every decoded token
       for (const DecodedToken& token : stats.tokens)
         for (int64_t l = 0; l < config.num_hidden_layers; ++l)
-          if (config.layer_type(l) == "switch") full += token.full_attention[l], switch_entries += 1;
+          if (config.layer_type(l) == LayerType::Switch) switch_routes.add(token.full_attention[l]);
       const double kv_gb = static_cast<double>(decoder.cache().bytes()) / 1e9;
       std::printf(
           "{\"kind\": \"generate\", \"impl\": \"swiattn\", \"device\": \"%s\", \"model\": \"%s\", \"S\": %lld, \"context\": %lld, "
@@ -137,7 +138,7 @@ void bench_generate(const GenerateOptions& o) {
           (long long)o.hidden, (long long)o.Hq, (long long)o.Hkv, (long long)o.D, (long long)o.ffn, (long long)o.vocab,
           (long long)o.window, kind == "swiattn" ? o.r : 1.0, (long long)model.parameter_count(), prefill_s, decode_s,
           double(o.S * (o.new_tokens - 1)) / decode_s, 1e3 * decode_s / double(std::max<int64_t>(1, o.new_tokens - 1)),
-          switch_entries > 0 ? full / switch_entries : 1.0, stats.mean_keys_read_tokens(), kv_gb);
+          switch_routes.ratio(1.0), stats.mean_keys_read_tokens(), kv_gb);
       std::fflush(stdout);
     }
   }

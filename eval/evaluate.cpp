@@ -11,6 +11,7 @@
 #include "model/decode.h"
 #include "io/json_reader.h"
 #include "model/kv_cache.h"
+#include "train/held_out.h"
 #include "train/nonfinite.h"
 #include "tensor/checked_math.h"
 #include "train/config_bounds.h"
@@ -100,9 +101,9 @@ Routes routes_of(const Transformer& model, const std::vector<LayerRouting>& rout
   size_t next_switch = 0;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     auto& layer = routes[static_cast<size_t>(l)];
-    const std::string& type = c.layer_type(l);
-    if (type != "switch") {
-      layer.assign(static_cast<size_t>(T), type == "full" ? 1 : 0);  // static layers: FA or SWA always
+    const LayerType type = c.layer_type(l);
+    if (type != LayerType::Switch) {
+      layer.assign(static_cast<size_t>(T), type == LayerType::Full ? 1 : 0);  // static layers: FA or SWA always
       continue;
     }
     if (next_switch >= routing.size() || routing[next_switch].layer != l)
@@ -155,14 +156,12 @@ double HeldOutResult::mean_loss() const {
 
 HeldOutResult evaluate_held_out(const Transformer& model, const std::vector<std::pair<Tensor, Tensor>>& batches) {
   if (batches.empty()) throw Error("evaluate_held_out: no batches");
-  NoGradGuard no_grad;
   HeldOutResult r;
-  for (const auto& [inputs, targets] : batches) {
-    const int64_t B = inputs.dim(0), T = inputs.dim(1);
+  // The training's validation pass (train/held_out.h), keeping each token's loss and route.
+  evaluate_loss(model, batches, nullptr, [&](const HeldOutBatch& batch) {
+    const ForwardResult& f = batch.forward;
+    const int64_t B = f.logits.value().dim(0), T = f.logits.value().dim(1);
     r.T = T;
-    const Tensor in = model.device() == Device::CPU ? inputs : inputs.to(model.device());
-    const Tensor tg = model.device() == Device::CPU ? targets : targets.to(model.device());
-    const ForwardResult f = model.forward_with_routing(in, false);
     // A broken model must not produce normal-looking numbers: logits (and with them every loss)
     // and router logits (with them every route and efficiency figure) must be finite.
     if (!all_finite(f.logits.value()))
@@ -171,12 +170,10 @@ HeldOutResult evaluate_held_out(const Transformer& model, const std::vector<std:
       if (!all_finite(routing.logit.value()))
         throw Error("eval: the router logits of layer " + std::to_string(routing.layer) +
                     " hold NaN or infinity on held-out text: its weights are broken; nothing is reported");
-    Tensor per_token;
-    next_token_loss(f.logits, tg, &per_token);  // (B * T)
-    const std::vector<double> nll = per_token.to_vector();
+    const std::vector<double> nll = batch.per_token.to_vector();  // (B * T)
     r.nll.insert(r.nll.end(), nll.begin(), nll.end());
     for (int64_t b = 0; b < B; ++b) r.routes.push_back(routes_of(model, f.routing, b, T));
-  }
+  });
   return r;
 }
 

@@ -1,7 +1,7 @@
 // eval/evaluate.h: `swiattn eval` on one checkpoint (spec §8, §10; docs/eval.md describes every
 // number). The pieces, each usable on its own (tests/test_eval.cpp checks them):
 //   model_predictor        a Transformer as a Predictor (eval/metrics.h): argmax + routes
-//   evaluate_held_out      per-token NLL and routes on held-out batches
+//   evaluate_held_out      per-token NLL and routes on held-out batches (the pass of train/held_out.h)
 //   measure_decode         keys read per step by the real decode path (model/decode.h)
 //   run_evaluation         everything, for one checkpoint, into results.json + figures + report.md
 //

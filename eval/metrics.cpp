@@ -7,6 +7,7 @@
 #include <string>
 
 #include "tensor/tensor.h"
+#include "model/route_count.h"
 
 namespace swiattn {
 
@@ -99,15 +100,15 @@ double AnswerTally::mean_nll() const {
 
 double full_attention_ratio(const Routes& routes, const std::vector<int64_t>& positions) {
   if (routes.empty() || positions.empty()) return kNaN;
-  double routed = 0.0;
+  RouteCount count;
   for (const auto& layer : routes)
     for (int64_t t : positions) {
       if (t < 0 || t >= static_cast<int64_t>(layer.size()))
         throw Error("full_attention_ratio: position " + std::to_string(t) + " outside the " +
                     std::to_string(layer.size()) + " routed positions");
-      routed += layer[static_cast<size_t>(t)];
+      count.add(layer[static_cast<size_t>(t)]);
     }
-  return routed / static_cast<double>(routes.size() * positions.size());
+  return count.ratio();
 }
 
 double full_attention_ratio(const Routes& routes, int64_t begin, int64_t end) {

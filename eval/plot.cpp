@@ -11,6 +11,7 @@
 
 #include "io/args.h"
 #include "eval/svg.h"
+#include "model/config.h"
 #include "model/safetensors.h"
 #include "tensor/tensor.h"
 
@@ -39,7 +40,7 @@ std::vector<std::string> switch_layer_names(const std::string& run_dir, size_t c
   if (config.is_object() && config.contains("model") && config["model"].value("layer_types", json()).is_array()) {
     const json& types = config["model"]["layer_types"];
     for (size_t l = 0; l < types.size(); ++l)
-      if (types[l] == "switch") names.push_back("layer " + std::to_string(l));
+      if (types[l].is_string() && layer_type_from_name(types[l].get<std::string>()) == LayerType::Switch) names.push_back("layer " + std::to_string(l));
   }
   if (names.size() != count) {
     names.clear();

@@ -19,10 +19,12 @@
 #include "data/read_file.h"
 #include "data/synthetic.h"
 #include "eval/svg.h"
+#include "kernels/cpu/window.h"
 #include "tensor/cuda/device.h"
 #include "train/checkpoint.h"
 #include "model/safetensors.h"
 #include "tensor/random.h"
+#include "model/route_count.h"
 
 namespace swiattn {
 
@@ -83,9 +85,9 @@ std::string token_style(int route, double p) {
 }  // namespace
 
 double RouteMap::fa_ratio(size_t layer) const {
-  double sum = 0.0;
-  for (int m : route[layer]) sum += m;
-  return route[layer].empty() ? kNaN : sum / static_cast<double>(route[layer].size());
+  RouteCount count;
+  for (int m : route[layer]) count.add(m);
+  return count.ratio();
 }
 
 RouteMap compute_route_map(const Transformer& model, const Tokenizer& tokenizer, const std::vector<int32_t>& ids,
@@ -110,11 +112,11 @@ RouteMap compute_route_map(const Transformer& model, const Tokenizer& tokenizer,
   const ForwardResult f = model.forward_with_routing(input, false);
   size_t next_switch = 0;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const std::string& type = c.layer_type(l);
+    const LayerType type = c.layer_type(l);
     map.layer_types.push_back(type);
-    if (type != "switch") {
+    if (type != LayerType::Switch) {
       map.probability.emplace_back(static_cast<size_t>(n), kNaN);
-      map.route.emplace_back(static_cast<size_t>(n), type == "full" ? 1 : 0);
+      map.route.emplace_back(static_cast<size_t>(n), type == LayerType::Full ? 1 : 0);
       continue;
     }
     if (next_switch >= f.routing.size() || f.routing[next_switch].layer != l)
@@ -138,7 +140,7 @@ json route_map_json(const RouteMap& map) {
   for (size_t l = 0; l < map.layer_types.size(); ++l) {
     json p = json::array();
     for (double x : map.probability[l]) p.push_back(std::isnan(x) ? json() : json(x));
-    layers.push_back({{"layer", l}, {"type", map.layer_types[l]}, {"fa_ratio", map.fa_ratio(l)},
+    layers.push_back({{"layer", l}, {"type", layer_type_name(map.layer_types[l])}, {"fa_ratio", map.fa_ratio(l)},
                       {"route", map.route[l]}, {"router_probability", p}});
   }
   json marks = json::array();
@@ -150,7 +152,7 @@ json route_map_json(const RouteMap& map) {
 
 std::string route_map_html(const RouteMap& map) {
   const int64_t n = static_cast<int64_t>(map.ids.size()), k = map.token, W = map.window;
-  const int64_t window_begin = std::max<int64_t>(0, k - W + 1);
+  const int64_t window_begin = window_first_key(k, W);
   auto mark_of = [&](int64_t t) -> std::string {
     for (size_t i = 0; i < map.marks.size(); ++i)
       if (t >= map.marks[i].first && t < map.marks[i].second) return map.mark_names[i];
@@ -184,12 +186,13 @@ std::string route_map_html(const RouteMap& map) {
       << ", " << map.marks[i].second << ")";
   h << (map.marks.empty() ? "" : ".") << "</p>\n";
   for (size_t l = 0; l < map.layer_types.size(); ++l) {
-    const std::string& type = map.layer_types[l];
+    const LayerType type = map.layer_types[l];
+    const std::string name = layer_type_name(type);
     const int m_k = map.route[l][static_cast<size_t>(k)];
-    h << "<div class=\"layer\"><h2>layer " << l << " (" << type << "): full-attention ratio " << fixed(map.fa_ratio(l), 3)
+    h << "<div class=\"layer\"><h2>layer " << l << " (" << name << "): full-attention ratio " << fixed(map.fa_ratio(l), 3)
       << "; token " << k << " " << (m_k ? "reads all " + std::to_string(k + 1) + " tokens (full attention)"
                                         : "reads its window of " + std::to_string(k - window_begin + 1) + " tokens");
-    if (type == "switch") h << ", p = " << fixed(map.probability[l][static_cast<size_t>(k)], 3);
+    if (type == LayerType::Switch) h << ", p = " << fixed(map.probability[l][static_cast<size_t>(k)], 3);
     h << "</h2>\n<div class=\"text\">";
     for (int64_t t = 0; t < n; ++t) {
       const double p = map.probability[l][static_cast<size_t>(t)];
@@ -204,7 +207,7 @@ std::string route_map_html(const RouteMap& map) {
       if (piece == "\n") shown = "&#8629;\n";  // a visible newline, then the line break
       h << "<span class=\"" << cls << "\" style=\"" << token_style(m, p) << "\" title=\"layer " << l << ", token " << t
         << " (id " << map.ids[static_cast<size_t>(t)] << "): " << xml_escape(piece == "\n" ? "\\n" : piece) << " | "
-        << (type == "switch" ? "p = " + fixed(p, 3) + " | " : type + " layer | ") << (m ? "full attention" : "window")
+        << (type == LayerType::Switch ? "p = " + fixed(p, 3) + " | " : name + " layer | ") << (m ? "full attention" : "window")
         << (mark.empty() ? "" : " | " + xml_escape(mark)) << "\">" << shown << "</span>";
     }
     h << "</div></div>\n";

@@ -28,7 +28,7 @@ struct RouteMap {
   std::string title;                             // what was run, e.g. the checkpoint and text file
   std::vector<int32_t> ids;                      // (n)
   std::vector<std::string> pieces;               // (n) each token's text, printable UTF-8
-  std::vector<std::string> layer_types;          // (L) "full" | "swa" | "switch"
+  std::vector<LayerType> layer_types;            // (L) full, swa or switch
   std::vector<std::vector<double>> probability;  // (L, n) p_t in switch layers; NaN in static ones
   std::vector<std::vector<int>> route;           // (L, n) 1 = full attention, 0 = the window
   int64_t window = 0;                            // W

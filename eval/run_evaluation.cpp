@@ -29,6 +29,7 @@
 #include "train/nonfinite.h"
 #include "model/safetensors.h"
 #include "tensor/random.h"
+#include "model/route_count.h"
 
 namespace swiattn {
 
@@ -149,7 +150,7 @@ json run_evaluation(const std::string& checkpoint_arg, const std::string& out_di
   }
   const std::vector<int32_t>& val_tokens = splits.val;
   log << "swiattn eval: " << dir << "\n  " << L << " layers (";
-  for (int64_t l = 0; l < L; ++l) log << (l ? " " : "") << mc.layer_type(l);
+  for (int64_t l = 0; l < L; ++l) log << (l ? " " : "") << layer_type_name(mc.layer_type(l));
   log << "), T " << T << ", window " << W << ", " << dtype_name(dtype) << " on " << device_name(device) << ", "
       << omp_get_max_threads() << " threads\n  held-out text: " << val_tokens.size() << " tokens ("
       << corpus_name << " validation split, " << tokenizer->name() << " tokenizer)\n" << std::flush;
@@ -169,7 +170,7 @@ json run_evaluation(const std::string& checkpoint_arg, const std::string& out_di
   r["window"] = W;
   r["parameters"] = model->parameter_count();
   json types = json::array();
-  for (int64_t l = 0; l < L; ++l) types.push_back(mc.layer_type(l));
+  for (int64_t l = 0; l < L; ++l) types.push_back(layer_type_name(mc.layer_type(l)));
   r["layer_types"] = types;
   if (const json prior = read_trainer_state(dir); prior.is_object()) r["trainer_state"] = prior;
 
@@ -190,18 +191,18 @@ json run_evaluation(const std::string& checkpoint_arg, const std::string& out_di
       << held.nll.size() << " tokens (" << std::setprecision(1) << seconds_since(t0) << " s)\n" << std::flush;
 
   // Routing on real text: FA ratio per layer (Fig. 5), per position bucket, raw and t >= W.
-  std::vector<double> per_layer(static_cast<size_t>(L), 0.0), per_layer_beyond(static_cast<size_t>(L), 0.0);
-  std::vector<double> fa_by_position(static_cast<size_t>(T), 0.0);  // mean over rows and layers
-  const double rows = static_cast<double>(held.routes.size());
+  std::vector<RouteCount> layer_counts(static_cast<size_t>(L));
+  std::vector<RouteCount> position_counts(static_cast<size_t>(T));  // over rows and layers
   for (const Routes& routes : held.routes)
     for (int64_t l = 0; l < L; ++l)
       for (int64_t t = 0; t < T; ++t) {
         const double m = routes[static_cast<size_t>(l)][static_cast<size_t>(t)];
-        per_layer[static_cast<size_t>(l)] += m / (rows * static_cast<double>(T));
-        if (t >= W) per_layer_beyond[static_cast<size_t>(l)] += m / (rows * static_cast<double>(T - W));
-        fa_by_position[static_cast<size_t>(t)] += m / (rows * static_cast<double>(L));
+        layer_counts[static_cast<size_t>(l)].add(m, t, W);
+        position_counts[static_cast<size_t>(t)].add(m);
       }
-  if (T <= W) std::fill(per_layer_beyond.begin(), per_layer_beyond.end(), kNaN);
+  std::vector<double> per_layer, per_layer_beyond, fa_by_position;
+  for (const RouteCount& c : layer_counts) per_layer.push_back(c.ratio()), per_layer_beyond.push_back(c.far_ratio());
+  for (const RouteCount& c : position_counts) fa_by_position.push_back(c.ratio());
   const auto fa_buckets = bucket_by_position(fa_by_position, T, power_of_two_edges(T));
   double ratio = 0.0, ratio_beyond = 0.0;
   for (int64_t l = 0; l < L; ++l) {

@@ -1,3 +1,5 @@
+// model/config.cpp: the model configuration's layer types and its validation (clear errors naming the key).
+
 #include "model/config.h"
 
 #include <cmath>
@@ -7,13 +9,36 @@
 
 namespace swiattn {
 
-const std::string& ModelConfig::layer_type(int64_t layer) const {
-  static const std::string full = "full";
-  return layer_types.empty() ? full : layer_types.at(static_cast<size_t>(layer));
+const char* layer_type_name(LayerType type) {
+  switch (type) {
+    case LayerType::Full: return "full";
+    case LayerType::Swa: return "swa";
+    case LayerType::Switch: return "switch";
+  }
+  return "?";
+}
+
+std::optional<LayerType> layer_type_from_name(const std::string& name) {
+  for (LayerType type : {LayerType::Full, LayerType::Swa, LayerType::Switch})
+    if (name == layer_type_name(type)) return type;
+  return std::nullopt;
 }
 
 static void require(bool ok, const std::string& key, const std::string& what) {
   if (!ok) throw Error("model." + key + ": " + what);
+}
+
+// Entry i of layer_types as a type; the message of validate() for a name that is none.
+static LayerType parse_layer_type(const std::vector<std::string>& names, size_t i) {
+  const std::optional<LayerType> type = layer_type_from_name(names.at(i));
+  require(type.has_value(), "layer_types",
+          "entry " + std::to_string(i) + " is \"" + names[i] + "\"; expected \"full\", \"swa\" or \"switch\"");
+  return *type;
+}
+
+LayerType ModelConfig::layer_type(int64_t layer) const {
+  if (layer_types.empty()) return LayerType::Full;
+  return parse_layer_type(layer_types, static_cast<size_t>(layer));
 }
 
 void ModelConfig::validate() const {
@@ -30,9 +55,7 @@ void ModelConfig::validate() const {
   require(layer_types.empty() || static_cast<int64_t>(layer_types.size()) == num_hidden_layers,
           "layer_types", "needs one entry per layer (" + std::to_string(num_hidden_layers) + "), got " +
           std::to_string(layer_types.size()));
-  for (size_t i = 0; i < layer_types.size(); ++i)
-    require(layer_types[i] == "full" || layer_types[i] == "swa" || layer_types[i] == "switch", "layer_types",
-            "entry " + std::to_string(i) + " is \"" + layer_types[i] + "\"; expected \"full\", \"swa\" or \"switch\"");
+  for (size_t i = 0; i < layer_types.size(); ++i) parse_layer_type(layer_types, i);
   // Upper bounds: the kernels take these as 32-bit ints (tensor/checked_math.h). Whether the
   // model fits in memory is model/memory_estimate.h's question, asked before anything is allocated.
   const std::pair<const char*, int64_t> sizes[] = {

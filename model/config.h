@@ -3,10 +3,19 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace swiattn {
+
+// A layer's attention (spec §2-3): always full causal, always the sliding window, or routed per
+// token by a router. The config names them "full", "swa", "switch"; code compares the enum.
+enum class LayerType { Full, Swa, Switch };
+
+// The config name of a layer type ("full", "swa", "switch"), and back (nullopt for any other).
+const char* layer_type_name(LayerType type);
+std::optional<LayerType> layer_type_from_name(const std::string& name);
 
 struct ModelConfig {
   int64_t vocab_size = 256;               // V: 256 for the byte tokenizer, 50257 for GPT-2 BPE
@@ -36,8 +45,9 @@ struct ModelConfig {
   // spec §4). false: the STE gradient also flows into the hidden state the router reads.
   bool router_detach_input = true;
 
-  // Layer l's type ("full" when layer_types is empty).
-  const std::string& layer_type(int64_t layer) const;
+  // Layer l's type, parsed from layer_types (Full when layer_types is empty; an Error with
+  // validate()'s message for a name that is not a layer type).
+  LayerType layer_type(int64_t layer) const;
   // Throws Error naming the offending key ("model.sliding_window: must be >= 1, got 0").
   void validate() const;
 };

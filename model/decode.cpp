@@ -9,6 +9,7 @@
 #include <string>
 
 #include "kernels/cpu/decode_attention.h"
+#include "model/route_count.h"
 
 namespace swiattn {
 
@@ -39,20 +40,17 @@ static void check_stats_layer(const DecodeStats& s, int64_t layer) {
 
 double DecodeStats::full_attention_ratio(int64_t layer) const {
   check_stats_layer(*this, layer);
-  double full = 0;
-  for (const DecodedToken& token : tokens) full += token.full_attention[layer];
-  return tokens.empty() ? 0.0 : full / static_cast<double>(tokens.size());
+  RouteCount count;
+  for (const DecodedToken& token : tokens) count.add(token.full_attention[layer]);
+  return count.ratio(0.0);
 }
 
 double DecodeStats::decoded_full_attention_ratio(int64_t layer, int64_t sequence) const {
   check_stats_layer(*this, layer);
-  double full = 0, count = 0;
+  RouteCount count;
   for (const DecodedToken& token : tokens)
-    if (token.sequence == sequence && !token.prefill) {
-      full += token.full_attention[layer];
-      count += 1;
-    }
-  return count > 0 ? full / count : std::numeric_limits<double>::quiet_NaN();
+    if (token.sequence == sequence && !token.prefill) count.add(token.full_attention[layer]);
+  return count.ratio();
 }
 
 namespace {
@@ -133,12 +131,12 @@ Tensor Decoder::prefill(const std::vector<std::vector<int32_t>>& prompts, Decode
       std::vector<std::vector<double>> routes(static_cast<size_t>(L));
       size_t next_switch = 0;
       for (int64_t l = 0; l < L; ++l)
-        if (model_.config().layer_type(l) == "switch") routes[l] = routing.at(next_switch++).route.to_vector();
+        if (model_.config().layer_type(l) == LayerType::Switch) routes[l] = routing.at(next_switch++).route.to_vector();
       for (int64_t n = 0; n < N; ++n)
         for (int64_t t = 0; t < static_cast<int64_t>(prompts[first + n].size()); ++t) {
           std::vector<uint8_t> full(static_cast<size_t>(L));
           for (int64_t l = 0; l < L; ++l)
-            full[l] = routes[l].empty() ? model_.config().layer_type(l) == "full" : routes[l][n * longest + t] > 0.5;
+            full[l] = routes[l].empty() ? model_.config().layer_type(l) == LayerType::Full : routes[l][n * longest + t] > 0.5;
           stats->tokens.push_back(token_record(weights_.layers, first + n, t, true, std::move(full)));
         }
     }

@@ -37,7 +37,7 @@ KvCache::KvCache(const ModelConfig& config, DType dtype, int64_t sequences, int6
   // Static layers route the same way for every token: "full" 1, "swa" 0 (spec §9).
   Tensor routes = Tensor::zeros({config.num_hidden_layers, sequences_}, DType::I32);
   for (int64_t l = 0; l < config.num_hidden_layers; ++l)
-    if (config.layer_type(l) == "full") routes.slice(l, l + 1).fill(1.0);
+    if (config.layer_type(l) == LayerType::Full) routes.slice(l, l + 1).fill(1.0);
   step_routes_ = routes.to(device);
 }
 

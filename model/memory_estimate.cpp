@@ -42,7 +42,7 @@ int64_t estimate_parameter_count(const ModelConfig& c) {
   const int64_t embedding = checked_mul(c.tie_word_embeddings ? 1 : 2, checked_mul(c.vocab_size, C, what), what);
   int64_t switch_layers = 0;
   for (int64_t l = 0; l < static_cast<int64_t>(c.layer_types.size()); ++l)
-    switch_layers += c.layer_types[static_cast<size_t>(l)] == "switch";
+    switch_layers += c.layer_type(l) == LayerType::Switch;
   int64_t n = checked_add(embedding, C, what);  // + the final norm's gain
   n = checked_add(n, checked_mul(c.num_hidden_layers, per_layer, what), what);
   return checked_add(n, checked_mul(switch_layers, C + 1, what), what);

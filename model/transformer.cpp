@@ -45,8 +45,8 @@ Transformer::Transformer(const ModelConfig& config, DType dtype, uint64_t seed)
     layer.mlp.up_proj = new_parameter(p + "mlp.up_proj.weight", {F, C}, std);
     layer.mlp.down_proj = new_parameter(p + "mlp.down_proj.weight", {C, F}, residual_std);
     layer.type = config.layer_type(l);
-    layer.window = layer.type == "full" ? 0 : config.sliding_window;
-    if (layer.type == "switch") {
+    layer.window = layer.type == LayerType::Full ? 0 : config.sliding_window;
+    if (layer.type == LayerType::Switch) {
       const bool full = config.router_init == "full";
       layer.attn.router_weight = new_parameter(p + "attn.router.weight", {1, C}, full ? 0.0 : config.router_init_std);
       layer.attn.router_bias = new_filled(p + "attn.router.bias", {1}, full ? config.router_full_bias : 0.0);
@@ -106,7 +106,7 @@ Var Transformer::attention_block(const TransformerLayer& layer, int64_t l, const
   Var v = split_heads(matmul(u, layer.attn.v_proj, false, true), c.num_key_value_heads);                                   // (B, T, Hkv, D)
   RouterDecision r;  // switch layers: Eq. 1-2, every token routed from the same u (or x)
   Tensor router_input_value;  // kept for Transformer::router_logits (the target-ratio controller)
-  if (layer.type == "switch") {
+  if (layer.type == LayerType::Switch) {
     const Var router_input = c.router_input == "normed" ? u : to_compute(x);
     r = route_tokens(c.router_detach_input ? stop_gradient(router_input) : router_input, layer.attn.router_weight,
                      layer.attn.router_bias, c.router_threshold);
@@ -121,21 +121,21 @@ Var Transformer::attention_block(const TransformerLayer& layer, int64_t l, const
     const Shape q_shape = q.value().shape();  // (S, 1, H, D)
     const int64_t S = q_shape[0], H = q_shape[2], Hkv = c.num_key_value_heads, D = q_shape[3];
     cache.append_step(l, k.value().reshape({S, Hkv, D}), v.value().reshape({S, Hkv, D}));
-    if (layer.type == "switch") hard_route_into(r.prob.value(), c.router_threshold, cache.step_route(l));
+    if (layer.type == LayerType::Switch) hard_route_into(r.prob.value(), c.router_threshold, cache.step_route(l));
     o = Var(cache.attend_step(l, q.value().reshape({S, H, D}), layer.window).reshape(q_shape));
   } else {
     // Eq. 4-6: both branches from the same q, k, v, mixed by the gate; or one static branch.
-    o = layer.type == "switch"
+    o = layer.type == LayerType::Switch
             ? switch_attention(q, k, v, layer.window, r.gate, measure_branches ? &record.branch_diff_sq : nullptr)
             : attention(q, k, v, layer.window);
     if (use.cache) use.cache->store_prefix(l, use.first_sequence, k.value(), v.value());  // prefill
   }
-  if (layer.type == "switch") routing.push_back(record);
+  if (layer.type == LayerType::Switch) routing.push_back(record);
   return to_residual(matmul(merge_heads(o), layer.attn.o_proj, false, true));           // (B, T, C)
 }
 
 Tensor Transformer::router_logits(int64_t l, const Tensor& input) const {
-  if (l < 0 || l >= static_cast<int64_t>(layers_.size()) || layers_[static_cast<size_t>(l)].type != "switch")
+  if (l < 0 || l >= static_cast<int64_t>(layers_.size()) || layers_[static_cast<size_t>(l)].type != LayerType::Switch)
     throw Error("router_logits: layer " + std::to_string(l) + " is not a switch layer");
   const TransformerLayer& layer = layers_[static_cast<size_t>(l)];
   NoGradGuard no_grad;

@@ -57,8 +57,8 @@ struct TransformerLayer {
   AttentionWeights attn;
   Var mlp_norm;   // (C) RMSNorm gain before the MLP
   MlpWeights mlp;
-  std::string type;    // "full" | "swa" | "switch"
-  int64_t window = 0;  // keys an SWA query reads (0 for "full": all causal keys)
+  LayerType type = LayerType::Full;
+  int64_t window = 0;  // keys an SWA query reads (0 for a full layer: all causal keys)
 };
 
 // What one switch layer decided in a forward pass (spec §3-5 need these).

@@ -165,9 +165,9 @@ Rows forward_rows(const Transformer& model, const std::vector<std::vector<int32_
     std::vector<std::vector<uint8_t>> routes(static_cast<size_t>(T), std::vector<uint8_t>(L));
     size_t next_switch = 0;
     for (int64_t l = 0; l < L; ++l) {
-      const std::string& type = model.config().layer_type(l);
-      const std::vector<double> m = type == "switch" ? f.routing.at(next_switch++).route.to(DType::F32).to_host().to_vector()
-                                                     : std::vector<double>(T, type == "full" ? 1.0 : 0.0);
+      const LayerType type = model.config().layer_type(l);
+      const std::vector<double> m = type == LayerType::Switch ? f.routing.at(next_switch++).route.to(DType::F32).to_host().to_vector()
+                                                     : std::vector<double>(T, type == LayerType::Full ? 1.0 : 0.0);
       for (int64_t t = 0; t < T; ++t) routes[t][l] = m[t] > 0.5;
     }
     rows.routes.push_back(routes);

@@ -5,8 +5,9 @@
 // so the line is what tells. The GPU-free checks (bf16 rounding on the host, allocator buckets,
 // the op table's coverage, the clear error when there is no device) run everywhere.
 //
-// The op table: every op of autograd/op_list.h has at least one row (static_assert below, and
-// "cuda: every op has a row"). Each row runs f on the same inputs four ways, forward and
+// The op table is tests/op_cases.h's, its Cuda rows: every op of autograd/op_list.h has at least
+// one (an op without a case there does not compile; "cuda: every op has a row" checks the Cuda
+// mode). Each row runs f on the same inputs four ways, forward and
 // backward (L = sum(R * f(x)) for a fixed random R, then L.backward()):
 //   CPU float64 (ground truth), CPU float32 (the control), CUDA float32, CUDA bfloat16.
 // Inputs and R are drawn in float64 and rounded to bfloat16, so all four runs see exactly the
@@ -20,7 +21,7 @@
 //             (1e-2 is 2.5 bfloat16 ulps (2^-8 = 3.9e-3): outputs a backward reads back are
 //             stored in bfloat16 too, e.g. softmax's y, attention's out)
 // Sizes are odd (1, 3, 7, 13, 33, 113, 1031), attention rows cover w = 1, w >= T, t < w, GQA
-// and head dims 2 .. 256.
+// and head dims 2 .. 256 (tests/op_cases.cpp).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -33,6 +34,7 @@
 #include <vector>
 
 #include "tests/cuda_test_util.h"
+#include "tests/op_cases.h"
 #include "autograd/ops.h"
 #include "tensor/cuda/allocator.h"
 #include "tensor/cuda/device.h"
@@ -43,8 +45,6 @@ namespace {
 
 using testing::skip_without_device;
 using testing::StrictDevice;
-
-static_assert(kNumOps == 22, "a new op? add its rows to cuda_cases() below, then update this count");
 
 std::string thrown_message(const std::function<void()>& f) {
   try {
@@ -247,167 +247,11 @@ TEST_CASE("cuda: an op on mixed devices or float64 on CUDA names the op and the 
 // ---------------------------------------------------------------------------------------------
 // The op table
 
-using X = const std::vector<Var>&;
-
-struct CudaCase {
-  std::string name;  // what a failure prints
-  OpId op;           // the op under test (OpId::Leaf: a chain of ops, not counted for coverage)
-  std::vector<Shape> inputs;
-  std::function<Var(X)> f;
-  double input_scale = 1.0;
-};
-
-Tensor ids_tensor(const Shape& shape, int32_t vocab, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<int32_t> ids(static_cast<size_t>(shape_numel(shape)));
-  for (auto& id : ids) id = static_cast<int32_t>(rng.below(vocab));
-  return Tensor::from_ints(ids, shape);
-}
-
-// A constant float tensor (given in float64) in the dtype and on the device of `like`.
-Var constant_like(const Tensor& value64, const Var& like) {
-  return Var(value64.to(like.dtype()).to(like.value().device()));
-}
-// Index tensors moved to the device of `like` (the CUDA kernels also take them from the host).
-Tensor ids_like(const Tensor& ids, const Var& like) { return ids.to(like.value().device()); }
-
-CudaCase attention_row(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t w) {
-  char name[96];
-  std::snprintf(name, sizeof name, "attention B%lld T%lld H%lld Hkv%lld D%lld w%lld", (long long)B, (long long)T,
-                (long long)H, (long long)Hkv, (long long)D, (long long)w);
-  return {name, OpId::Attention, {{B, T, H, D}, {B, T, Hkv, D}, {B, T, Hkv, D}},
-          [w](X x) { return attention(x[0], x[1], x[2], w); }};
-}
-
-CudaCase switch_row(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t w, SwitchMethod method) {
-  char name[112];
-  std::snprintf(name, sizeof name, "switch %s B%lld T%lld H%lld Hkv%lld D%lld w%lld",
-                method == SwitchMethod::OnePass ? "1-pass" : "2-pass", (long long)B, (long long)T, (long long)H,
-                (long long)Hkv, (long long)D, (long long)w);
-  return {name, OpId::SwitchAttention, {{B, T, H, D}, {B, T, Hkv, D}, {B, T, Hkv, D}, {B, T}},
-          [w, method](X x) { return switch_attention(x[0], x[1], x[2], w, x[3], nullptr, method); }};
-}
-
-std::vector<CudaCase> cuda_cases() {
-  const Tensor ids = ids_tensor({3, 7}, 13, 7);  // repeated ids: their gradients accumulate
-  const Tensor big_ids = ids_tensor({4, 257}, 40, 12);  // ids < 40 of a vocabulary of 300
-  std::vector<int32_t> t = ids_tensor({7}, 13, 8).to_ints();
-  t[2] = -100;  // an ignored row
-  const Tensor targets = Tensor::from_ints(t, {7});
-  const Tensor all_ignored = Tensor::from_ints(std::vector<int32_t>(3, -100), {3});
-  const Tensor big_targets = ids_tensor({9}, 1031, 9);
-  // Hard 0 / 1 factors for the gate: rows routed to one branch only (the kernels skip the other).
-  std::vector<double> hard(2 * 7);
-  for (size_t i = 0; i < hard.size(); ++i) hard[i] = (i % 3 == 0) ? 0.0 : 1.0;
-  const Tensor mask = Tensor::from_vector(hard, {2, 7}, DType::F64);
-  const Tensor chain_ids = ids_tensor({2, 9}, 13, 10), chain_targets = ids_tensor({18}, 13, 11);
-  return {
-      {"matmul (7,3)x(3,5)", OpId::Matmul, {{7, 3}, {3, 5}}, [](X x) { return matmul(x[0], x[1]); }},
-      {"matmul A^T", OpId::Matmul, {{3, 7}, {3, 5}}, [](X x) { return matmul(x[0], x[1], true, false); }},
-      {"matmul B^T", OpId::Matmul, {{7, 3}, {5, 3}}, [](X x) { return matmul(x[0], x[1], false, true); }},
-      {"matmul A^T B^T", OpId::Matmul, {{3, 7}, {5, 3}}, [](X x) { return matmul(x[0], x[1], true, true); }},
-      {"matmul batched (2,3,7,5)x(2,3,5,1)", OpId::Matmul, {{2, 3, 7, 5}, {2, 3, 5, 1}}, [](X x) { return matmul(x[0], x[1]); }},
-      {"matmul batched A^T B^T (3,5,7)(3,9,5)", OpId::Matmul, {{3, 5, 7}, {3, 9, 5}}, [](X x) { return matmul(x[0], x[1], true, true); }},
-      {"matmul linear (3,7,13)x(5,13)^T", OpId::Matmul, {{3, 7, 13}, {5, 13}}, [](X x) { return matmul(x[0], x[1], false, true); }},
-      {"matmul shared B, A^T (2,7,3)^T x(7,5)", OpId::Matmul, {{2, 7, 3}, {7, 5}}, [](X x) { return matmul(x[0], x[1], true, false); }},
-      {"matmul (37,129)x(129,67)", OpId::Matmul, {{37, 129}, {129, 67}}, [](X x) { return matmul(x[0], x[1]); }},
-      {"matmul M=1 (1,33)x(33,1)", OpId::Matmul, {{1, 33}, {33, 1}}, [](X x) { return matmul(x[0], x[1]); }},
-      {"add same shape (3,7)", OpId::Add, {{3, 7}, {3, 7}}, [](X x) { return add(x[0], x[1]); }},
-      {"add bias (3,7,5)+(5)", OpId::Add, {{3, 7, 5}, {5}}, [](X x) { return add(x[0], x[1]); }},
-      {"add (3,7,5)+(3,7,1)", OpId::Add, {{3, 7, 5}, {3, 7, 1}}, [](X x) { return add(x[0], x[1]); }},
-      {"add scalar (7)+()", OpId::Add, {{7}, {}}, [](X x) { return add(x[0], x[1]); }},
-      // a router bias: one element read by 8 x 1031 outputs (130 fixed-order chunks)
-      {"add router bias (8,1031)+(1)", OpId::Add, {{8, 1031}, {1}}, [](X x) { return add(x[0], x[1]); }},
-      {"add (1031,3)+(1031,3)", OpId::Add, {{1031, 3}, {1031, 3}}, [](X x) { return add(x[0], x[1]); }},
-      {"sub (1,5)-(7,1)", OpId::Sub, {{1, 5}, {7, 1}}, [](X x) { return sub(x[0], x[1]); }},
-      {"sub same shape (13)", OpId::Sub, {{13}, {13}}, [](X x) { return sub(x[0], x[1]); }},
-      {"mul same shape (3,7)", OpId::Mul, {{3, 7}, {3, 7}}, [](X x) { return mul(x[0], x[1]); }},
-      {"mul route (3,7,1)*(3,7,5)", OpId::Mul, {{3, 7, 1}, {3, 7, 5}}, [](X x) { return mul(x[0], x[1]); }},
-      {"mul self x*x", OpId::Mul, {{7}}, [](X x) { return mul(x[0], x[0]); }},
-      {"scale (3,7) by -2.5", OpId::Scale, {{3, 7}}, [](X x) { return scale(x[0], -2.5); }},
-      {"sum (3,7)", OpId::Sum, {{3, 7}}, [](X x) { return sum(x[0]); }},
-      {"sum (100003)", OpId::Sum, {{100003}}, [](X x) { return sum(x[0]); }},
-      {"mean (33)", OpId::Mean, {{33}}, [](X x) { return mean(x[0]); }},
-      {"embedding (13,5)[3,7]", OpId::Embedding, {{13, 5}}, [ids](X x) { return embedding(x[0], ids); }},
-      {"embedding, ids on the device", OpId::Embedding, {{13, 5}}, [ids](X x) { return embedding(x[0], ids_like(ids, x[0])); }},
-      {"embedding (300,7)[4,257]: unused ids, long runs", OpId::Embedding, {{300, 7}}, [big_ids](X x) { return embedding(x[0], big_ids); }},
-      {"rms_norm (3,7,13)", OpId::RmsNorm, {{3, 7, 13}, {13}}, [](X x) { return rms_norm(x[0], x[1], 1e-6); }},
-      // (C = 1 is left to the gradcheck table: there dx is 0 up to eps, all cancellation, and a
-      // relative error of it measures only rounding noise.)
-      {"rms_norm C=2 (7,2)", OpId::RmsNorm, {{7, 2}, {2}}, [](X x) { return rms_norm(x[0], x[1], 1e-6); }},
-      {"rms_norm (5,1031)", OpId::RmsNorm, {{5, 1031}, {1031}}, [](X x) { return rms_norm(x[0], x[1], 1e-5); }},
-      {"rope (2,7,3,8)", OpId::Rope, {{2, 7, 3, 8}}, [](X x) { return rope(x[0], 10000.0); }},
-      {"rope offset 5, base 100 (1,13,1,2)", OpId::Rope, {{1, 13, 1, 2}}, [](X x) { return rope(x[0], 100.0, 5); }},
-      {"rope row positions {0, 9, 2} + offset 1 (3,5,2,4)", OpId::Rope, {{3, 5, 2, 4}},
-       [](X x) { return rope(x[0], 100.0, 1, ids_like(Tensor::from_ints({0, 9, 2}, {3}), x[0])); }},
-      {"sigmoid (3,7)", OpId::Sigmoid, {{3, 7}}, [](X x) { return sigmoid(x[0]); }, 4.0},
-      {"silu (3,7)", OpId::Silu, {{3, 7}}, [](X x) { return silu(x[0]); }, 4.0},
-      {"softplus (3,7)", OpId::Softplus, {{3, 7}}, [](X x) { return softplus(x[0]); }, 4.0},
-      {"swiglu (13,7)", OpId::Swiglu, {{13, 7}, {13, 7}}, [](X x) { return swiglu(x[0], x[1]); }, 3.0},
-      {"softmax (7,13)", OpId::Softmax, {{7, 13}}, [](X x) { return softmax(x[0]); }, 3.0},
-      {"softmax C=1 (3,1)", OpId::Softmax, {{3, 1}}, [](X x) { return softmax(x[0]); }},
-      {"softmax (5,1031)", OpId::Softmax, {{5, 1031}}, [](X x) { return softmax(x[0]); }, 3.0},
-      {"cross_entropy (7,13), one row ignored", OpId::CrossEntropy, {{7, 13}},
-       [targets](X x) { return cross_entropy(x[0], targets); }, 3.0},
-      {"cross_entropy, targets on the device", OpId::CrossEntropy, {{7, 13}},
-       [targets](X x) { return cross_entropy(x[0], ids_like(targets, x[0])); }, 3.0},
-      {"cross_entropy all rows ignored", OpId::CrossEntropy, {{3, 13}},
-       [all_ignored](X x) { return add(cross_entropy(x[0], all_ignored), sum(x[0])); }},
-      {"cross_entropy (9,1031)", OpId::CrossEntropy, {{9, 1031}},
-       [big_targets](X x) { return cross_entropy(x[0], big_targets); }, 3.0},
-      {"stop_gradient x*sg(x)", OpId::StopGradient, {{3, 7}}, [](X x) { return mul(x[0], stop_gradient(x[0])); }},
-      {"reshape (3,7,2)->(6,7)", OpId::Reshape, {{3, 7, 2}}, [](X x) { return mul(reshape(x[0], {6, 7}), reshape(x[0], {6, 7})); }},
-      {"split_heads / merge_heads", OpId::Reshape, {{2, 3, 12}}, [](X x) { return merge_heads(rope(split_heads(x[0], 3), 10000.0)); }},
-      {"transpose (3,7,5) dims 0,2", OpId::Transpose, {{3, 7, 5}}, [](X x) { return transpose(x[0], 0, 2); }},
-      {"transpose (2,3,7,5) dims 1,2", OpId::Transpose, {{2, 3, 7, 5}}, [](X x) { return transpose(x[0], 1, 2); }},
-      // cast: inputs are bfloat16-valued, so rounding to bfloat16 is exact and every run sees the
-      // same values; the gradient flows back through bfloat16 and float32 to the input's dtype.
-      {"cast round trip through bfloat16", OpId::Cast, {{3, 7}, {3, 7}},
-       [](X x) { return mul(cast(cast(x[0], DType::BF16), x[0].dtype()), x[1]); }},
-      {"cast round trip through float32 (1031)", OpId::Cast, {{1031}},
-       [](X x) { return cast(cast(x[0], DType::F32), x[0].dtype()); }},
-      attention_row(1, 1, 1, 1, 4, 0),      // T = 1
-      attention_row(2, 7, 2, 2, 3, 0),      // full causal, odd head dim
-      attention_row(1, 7, 2, 1, 4, 1),      // w = 1: each query reads only itself
-      attention_row(1, 7, 4, 2, 4, 3),      // GQA, w = 3 < T: rows t < 3 see fewer than w keys
-      attention_row(1, 13, 2, 1, 4, 13),    // w = T
-      attention_row(1, 7, 2, 2, 4, 33),     // w > T: same as full
-      attention_row(1, 33, 3, 1, 2, 7),     // 3 query heads on one kv head
-      attention_row(2, 113, 4, 2, 64, 17),  // a realistic head dim, T = 113
-      attention_row(1, 37, 2, 2, 129, 0),   // D = 129: 5 entries on one lane, 4 on the others
-      attention_row(1, 9, 1, 1, 256, 4),    // D = 256: the largest supported
-      switch_row(2, 7, 2, 1, 4, 3, SwitchMethod::OnePass),
-      switch_row(1, 13, 4, 2, 3, 1, SwitchMethod::OnePass),  // w = 1
-      switch_row(1, 7, 2, 2, 4, 13, SwitchMethod::OnePass),  // T < w: the branches coincide
-      switch_row(1, 33, 2, 1, 2, 5, SwitchMethod::OnePass),
-      switch_row(2, 113, 4, 2, 64, 17, SwitchMethod::OnePass),
-      switch_row(2, 7, 2, 1, 4, 3, SwitchMethod::TwoPassReference),
-      switch_row(2, 113, 4, 2, 64, 17, SwitchMethod::TwoPassReference),
-      {"switch 1-pass, hard 0/1 gates", OpId::SwitchAttention, {{2, 7, 2, 4}, {2, 7, 1, 4}, {2, 7, 1, 4}, {2, 7}},
-       [mask](X x) { return switch_attention(x[0], x[1], x[2], 3, mul(x[3], constant_like(mask, x[3]))); }},
-      {"switch branch_diff_sq * mean(out)", OpId::SwitchAttention, {{2, 7, 2, 4}, {2, 7, 1, 4}, {2, 7, 1, 4}, {2, 7}},
-       [](X x) {
-         Tensor diff;
-         const Var out = switch_attention(x[0], x[1], x[2], 3, x[3], &diff);
-         return mul(Var(diff.to(x[0].dtype())), mean(out));
-       }},
-      // Ops composed: W is read twice (embedding and tied logits), so its gradient accumulates
-      // on the device from two backward closures.
-      {"chain: a tiny transformer layer + loss", OpId::Leaf, {{13, 16}, {16}, {16, 16}, {8, 16}, {8, 16}, {16, 16}},
-       [chain_ids, chain_targets](X x) {
-         const Var h0 = embedding(x[0], chain_ids);  // (2, 9, 16)
-         const Var h = rms_norm(h0, x[1], 1e-6);
-         const Var q = rope(split_heads(matmul(h, x[2], false, true), 2), 10000.0);  // (2, 9, 2, 8)
-         const Var k = rope(split_heads(matmul(h, x[3], false, true), 1), 10000.0);  // (2, 9, 1, 8)
-         const Var v = split_heads(matmul(h, x[4], false, true), 1);
-         const Var r = add(h0, matmul(merge_heads(attention(q, k, v, 4)), x[5], false, true));
-         return cross_entropy(reshape(matmul(r, x[0], false, true), {18, 13}), chain_targets);
-       }, 0.5},
-  };
-}
+using testing::OpCase;
+using testing::op_cases;
 
 // The output and every input gradient of one run, as float64 host tensors.
-std::vector<Tensor> run_case(const CudaCase& c, const std::vector<Tensor>& inputs64, const Tensor& R64, DType dtype,
+std::vector<Tensor> run_case(const OpCase& c, const std::vector<Tensor>& inputs64, const Tensor& R64, DType dtype,
                              Device device) {
   std::vector<Var> x;
   for (const Tensor& t : inputs64) x.emplace_back(t.to(dtype).to(device), true);
@@ -441,7 +285,7 @@ struct OpErrors {  // the largest errors seen per op, for the summary (and docs/
 
 TEST_CASE("cuda: every op has a row in the CUDA table") {
   std::set<OpId> covered;
-  for (const CudaCase& c : cuda_cases()) covered.insert(c.op);
+  for (const OpCase& c : op_cases(testing::kCuda)) covered.insert(c.op);
   for (int i = 0; i < kNumOps; ++i) {
     INFO("op without a CUDA check: ", op_name(static_cast<OpId>(i)));
     CHECK(covered.count(static_cast<OpId>(i)) == 1);
@@ -449,13 +293,13 @@ TEST_CASE("cuda: every op has a row in the CUDA table") {
 }
 
 TEST_CASE("cuda: every op matches the CPU, forward and backward, float32 and bfloat16") {
-  if (skip_without_device("the CUDA op table (" + std::to_string(cuda_cases().size()) + " rows)")) return;
+  if (skip_without_device("the CUDA op table (" + std::to_string(op_cases(testing::kCuda).size()) + " rows)")) return;
   StrictDevice strict;
   std::map<std::string, OpErrors> summary;
   std::printf("cuda op table on %s: relative 2-norm error vs CPU float64\n", cuda::device_description().c_str());
   std::printf("%-40s %-6s %12s %12s %12s %12s %12s\n", "case", "tensor", "cuda f32", "cpu f32", "cuda bf16",
               "ctrl bf16", "bf16 bound");
-  for (const CudaCase& c : cuda_cases()) {
+  for (const OpCase& c : op_cases(testing::kCuda)) {
     std::vector<Tensor> inputs;
     for (size_t k = 0; k < c.inputs.size(); ++k)
       inputs.push_back(as_bf16(Tensor::randn(c.inputs[k], DType::F64, derive_seed(2024, k), 0.0, c.input_scale)));

@@ -142,11 +142,11 @@ std::vector<std::vector<double>> forward_routes(const Transformer& model, const 
   std::vector<std::vector<double>> routes;
   size_t next_switch = 0;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    if (c.layer_type(l) == "switch") {
+    if (c.layer_type(l) == LayerType::Switch) {
       REQUIRE(r.routing.at(next_switch).layer == l);
       routes.push_back(r.routing[next_switch++].route.to_vector());
     } else {
-      routes.emplace_back(ids.numel(), c.layer_type(l) == "full" ? 1.0 : 0.0);
+      routes.emplace_back(ids.numel(), c.layer_type(l) == LayerType::Full ? 1.0 : 0.0);
     }
   }
   return routes;
@@ -170,7 +170,7 @@ TEST_CASE("decode: switch layers route each token as the full forward does, and 
     REQUIRE(run.stats.tokens.size() == static_cast<size_t>(B * T));
     int64_t mismatches = 0, fa_late = 0, swa_late = 0, split_steps = 0;
     for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
-      if (config.layer_type(l) != "switch") continue;
+      if (config.layer_type(l) != LayerType::Switch) continue;
       std::vector<std::vector<int>> by_step(static_cast<size_t>(T));  // routes taken at step t
       for (const DecodedToken& token : run.stats.tokens) {
         CHECK_FALSE(token.prefill);

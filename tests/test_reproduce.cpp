@@ -64,7 +64,7 @@ TEST_CASE("reproduce: the plans validate and keep the comparison fair") {
     const Config pre = load_config_file(dir_of(variant) + "/" + plan["pretrain"].get<std::string>());
     CHECK_NOTHROW(validate_config(pre));
     const int64_t L = pre.model.num_hidden_layers;
-    for (int64_t l = 0; l < L; ++l) CHECK(pre.model.layer_type(l) == "full");
+    for (int64_t l = 0; l < L; ++l) CHECK(pre.model.layer_type(l) == LayerType::Full);
     CHECK(!pre.train.curriculum.empty());  // short contexts first, then the final length
     CHECK(pre.train.curriculum.front().seq_len < pre.train.seq_len);
     CHECK(pre.data.synthetic_fraction > 0);

@@ -296,7 +296,7 @@ TEST_CASE("switch: routing ratios, and the target-ratio controller's bias step")
   auto biases = [&] {
     std::vector<double> b;
     for (const TransformerLayer& layer : model.layers())
-      if (layer.type == "switch") b.push_back(layer.attn.router_bias.value().item());
+      if (layer.type == LayerType::Switch) b.push_back(layer.attn.router_bias.value().item());
     return b;
   };
   std::vector<int32_t> ids(2 * 40);

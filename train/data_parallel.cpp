@@ -10,6 +10,7 @@
 
 #include "tensor/random.h"
 #include "train/gradient_reducer.h"
+#include "train/held_out.h"
 
 namespace swiattn {
 

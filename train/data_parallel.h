@@ -76,7 +76,7 @@ class DataParallel {
 
   // This rank's rows of each validation batch (views: no copy).
   std::vector<std::pair<Tensor, Tensor>> local_rows(const std::vector<std::pair<Tensor, Tensor>>& batches) const;
-  // evaluate_loss (train/trainer.h) over this rank's rows, averaged over the ranks (the ratios too).
+  // evaluate_loss (train/held_out.h) over this rank's rows, averaged over the ranks (the ratios too).
   double evaluate_loss(const Transformer& model, const std::vector<std::pair<Tensor, Tensor>>& batches,
                        std::vector<double>* layer_ratios) const;
 

@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "kernels/routing.h"
+#include "model/route_count.h"
 
 namespace swiattn {
 
@@ -59,8 +60,9 @@ RegularizerResult efficiency_regularizer(const std::vector<LayerRouting>& routin
   for (int64_t i = 0; i < Ls; ++i) {
     LayerRoutingStats& stats = result.layers[i];
     const int64_t B = routing[i].route.dim(0), T = routing[i].route.dim(1);
-    stats.ratio = s[3 * i] / static_cast<double>(B * T);
-    stats.effective_ratio = T > window ? s[3 * i + 1] / static_cast<double>(B * (T - window)) : 0.0;
+    const RouteCount count = RouteCount::from_sums(s[3 * i], B * T, s[3 * i + 1], T > window ? B * (T - window) : 0);
+    stats.ratio = count.ratio();
+    stats.effective_ratio = count.far_ratio(0.0);
     if (!layer_terms.empty()) {
       stats.mean_gamma = s[3 * i + 2] / static_cast<double>(B * T);
       stats.regularizer = layer_terms[i].item();
@@ -106,7 +108,7 @@ void shift_router_biases(const Transformer& model, double delta) {
   NoGradGuard no_grad;
   Tensor shift;  // (1) on the parameters' device, made once for every layer
   for (const TransformerLayer& layer : model.layers()) {
-    if (layer.type != "switch") continue;
+    if (layer.type != LayerType::Switch) continue;
     Tensor bias = layer.attn.router_bias.value();  // (1), shares the parameter's storage
     if (!shift.defined()) shift = Tensor::full({1}, delta, bias.dtype()).to(bias.device());
     bias.copy_from(add(Var(bias), Var(shift)).value());  // b_r <- b_r + delta

@@ -98,7 +98,7 @@ void validate_training_state(const TrainingState& s, const Config& config, const
   if (!std::isfinite(s.router_bias_shift))
     throw Error(at + "router_bias_shift must be finite, got " + nlohmann::json(s.router_bias_shift).dump());
   int64_t switch_layers = 0;
-  for (int64_t l = 0; l < config.model.num_hidden_layers; ++l) switch_layers += config.model.layer_type(l) == "switch";
+  for (int64_t l = 0; l < config.model.num_hidden_layers; ++l) switch_layers += config.model.layer_type(l) == LayerType::Switch;
   if (static_cast<int64_t>(s.last_val_ratios.size()) != switch_layers)
     throw Error(at + "val_layer_fa_ratio has " + std::to_string(s.last_val_ratios.size()) + " entries; the model has " +
                 std::to_string(switch_layers) + " switch layers");

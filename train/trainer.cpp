@@ -36,27 +36,6 @@
 
 namespace swiattn {
 
-double evaluate_loss(const Transformer& model, const std::vector<std::pair<Tensor, Tensor>>& batches,
-                     std::vector<double>* layer_ratios) {
-  if (batches.empty()) throw Error("evaluate_loss: no batches");
-  NoGradGuard no_grad;
-  double total = 0.0;
-  if (layer_ratios) layer_ratios->clear();
-  for (const auto& [inputs, targets] : batches) {
-    const ForwardResult f = model.forward_with_routing(inputs, false);
-    total += next_token_loss(f.logits, targets).value().item();
-    if (!layer_ratios) continue;
-    layer_ratios->resize(f.routing.size(), 0.0);
-    for (size_t l = 0; l < f.routing.size(); ++l) {
-      const Tensor& m = f.routing[l].route;
-      double routed = 0.0;
-      for (double x : m.to_vector()) routed += x;  // one copy from the device, if there
-      (*layer_ratios)[l] += routed / static_cast<double>(m.numel() * batches.size());
-    }
-  }
-  return total / static_cast<double>(batches.size());
-}
-
 // "0.41 0.12 0.33": one full-attention ratio per switch layer.
 static std::string ratios_str(const std::vector<double>& ratios) {
   std::ostringstream s;
@@ -273,7 +252,7 @@ void TrainingRun::build_model() {
   state_.gamma_base = config_.reg.gamma_base;
   state_.loader_rng_seed = loader_->rng().seed;
   for (int64_t l = 0; l < config_.model.num_hidden_layers; ++l)
-    has_switch_ = has_switch_ || config_.model.layer_type(l) == "switch";
+    has_switch_ = has_switch_ || config_.model.layer_type(l) == LayerType::Switch;
   measure_branches_ = has_switch_ && config_.reg.mode == "adaptive";
 }
 

@@ -15,6 +15,7 @@
 
 #include "model/transformer.h"
 #include "train/config.h"
+#include "train/held_out.h"  // evaluate_loss: the validation loss
 
 namespace swiattn {
 
@@ -29,11 +30,6 @@ struct TrainSummary {
   int64_t skipped_batches = 0;             // batches skipped for non-finite values
   int64_t peak_device_bytes = 0;  // train.device "cuda": peak bytes held by tensors while training
 };
-
-// Mean cross-entropy of `model` over the given (inputs, targets) batches, without gradients.
-// layer_ratios, if given, receives the full-attention ratio of each switch layer.
-double evaluate_loss(const Transformer& model, const std::vector<std::pair<Tensor, Tensor>>& batches,
-                     std::vector<double>* layer_ratios = nullptr);
 
 // The stages of train.curriculum with their batch sizes filled in (0 -> train.batch_size); one
 // stage of (train.steps, train.seq_len, train.batch_size) without a curriculum.

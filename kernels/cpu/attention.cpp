@@ -1,5 +1,6 @@
 #include "kernels/cpu/attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -62,7 +63,7 @@ void attention_forward(const AttentionShape& s, int64_t window, const T* q, cons
         const int64_t row = (b * s.T + t) * s.Hq + h;
         const int64_t kv = b * s.T * key_stride + (h / s.group()) * s.D;  // key 0 of this head
         lse[row] = attend_range_forward(s.D, scale, q + row * s.D, k + kv, v + kv, key_stride,
-                                        window_begin(t, window), t, out + row * s.D);
+                                        window_first_key(t, window), t, out + row * s.D);
       }
 }
 
@@ -79,7 +80,7 @@ void attention_backward(const AttentionShape& s, int64_t window, const T* q, con
         for (int64_t t = 0; t < s.T; ++t) {
           const int64_t row = (b * s.T + t) * s.Hq + h;
           attend_range_backward(s.D, scale, q + row * s.D, k + kv, v + kv, key_stride,
-                                window_begin(t, window), t, out + row * s.D, lse[row],
+                                window_first_key(t, window), t, out + row * s.D, lse[row],
                                 dout + row * s.D, dq + row * s.D, dk + kv, dv + kv);
         }
     }
@@ -99,7 +100,7 @@ void attention_forward_reference(const AttentionShape& s, int64_t window, const 
       const int64_t g = h / s.group();
       for (int64_t t = 0; t < s.T; ++t) {
         for (int64_t j = 0; j < s.T; ++j) {
-          const bool legal = j <= t && (window == 0 || t - j < window);
+          const bool legal = j <= t && j >= window_first_key(t, window);
           scores[t * s.T + j] = legal ? scale * dot(s.D, at(q, b, t, s.Hq, h), at(k, b, j, s.Hkv, g)) : neg_inf;
         }
         T mx = neg_inf, total = 0;

@@ -2,21 +2,18 @@
 //
 // Layout: q (B, T, Hq, D); k, v (B, T, Hkv, D); out (B, T, Hq, D); lse (B, T, Hq).
 // Query head h reads kv head h / (Hq / Hkv). Query position t (0-based) attends to keys
+// [window_first_key(t, window), t] (kernels/cpu/window.h):
 //   window == 0 : 0 <= j <= t                      (full causal attention)
 //   window == w : max(0, t - w + 1) <= j <= t      (exactly w keys, the query's own included)
 // score_j = q_t . k_j / sqrt(D); out_t = sum_j softmax(score)_j v_j; lse_t = log sum_j e^score_j.
 // The backward adds (+=) into dq, dk, dv.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 
-namespace swiattn::cpu {
+#include "kernels/cpu/window.h"  // window_first_key: the key range [first key, t]
 
-// First key position a query at t may read under `window` (0 = no window).
-inline int64_t window_begin(int64_t t, int64_t window) {
-  return window > 0 ? std::max<int64_t>(0, t - window + 1) : 0;
-}
+namespace swiattn::cpu {
 
 struct AttentionShape {
   int64_t B, T, Hq, Hkv, D;

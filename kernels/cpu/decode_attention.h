@@ -9,13 +9,15 @@
 //   route    (S)               1 = full attention: keys [0, len - 1];
 //                              0 = sliding window: keys [max(0, len - w), len - 1]
 //   out      (S, Hq, D);  lse (S, Hq)
-// The rule for the key range (decode_first_key) is window_begin(t, w) of kernels/cpu/attention.h
-// at t = length - 1, the training forward's rule; the CUDA kernel restates it on the device.
+// The key range (decode_first_key) is the training forward's rule, window_first_key of
+// kernels/cpu/window.h at t = length - 1; the CUDA kernel calls the same function on the device.
 // Query head h reads kv head h / (Hq / Hkv); score_j = q . k_j / sqrt(D).
 #pragma once
 
 #include <cstdint>
 #include <vector>
+
+#include "kernels/cpu/window.h"
 
 namespace swiattn::cpu {
 
@@ -24,10 +26,10 @@ struct DecodeShape {
   int64_t group() const { return Hq / Hkv; }
 };
 
-// First key a decode query of a sequence with `length` keys reads (route 0 with window > 0:
-// the window; otherwise 0). The same rule as window_begin(length - 1, window).
+// First key a decode query of a sequence with `length` keys reads: 0 on the full route, else
+// the window rule at t = length - 1.
 inline int64_t decode_first_key(int64_t length, bool full, int64_t window) {
-  return (full || window <= 0) ? 0 : (length > window ? length - window : 0);
+  return full ? 0 : window_first_key<int64_t>(length - 1, window);
 }
 
 // One decode step's new keys and values into the cache: k_cache[n, positions[n]] = k[n], the

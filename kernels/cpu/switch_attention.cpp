@@ -1,5 +1,6 @@
 #include "kernels/cpu/switch_attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -24,7 +25,7 @@ void switch_attention_forward(const AttentionShape& s, int64_t window, const T* 
           T* of = o_full + row * s.D;
           T* os = o_swa + row * s.D;
           // Window part [lo, t]: this is O_SWA.
-          const int64_t lo = window_begin(t, window);
+          const int64_t lo = window_first_key(t, window);
           const T l_win = attend_range_forward(s.D, scale, q + row * s.D, k + kv, v + kv, key_stride, lo, t, os);
           lse_swa[row] = l_win;
           const bool has_far = lo > 0 && (both_branches || g != T(0));
@@ -101,7 +102,7 @@ void switch_attention_backward(const AttentionShape& s, int64_t window, const T*
               attend_range_backward(s.D, scale, qr, k + kv, v + kv, key_stride, int64_t(0), t,
                                     o_full + row * s.D, lse_full[row], d_full.data(), dqr, dk + kv, dv + kv);
             if (gt != T(1))
-              attend_range_backward(s.D, scale, qr, k + kv, v + kv, key_stride, window_begin(t, window), t,
+              attend_range_backward(s.D, scale, qr, k + kv, v + kv, key_stride, window_first_key(t, window), t,
                                     o_swa + row * s.D, lse_swa[row], d_swa.data(), dqr, dk + kv, dv + kv);
           }
       }

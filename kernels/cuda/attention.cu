@@ -9,7 +9,7 @@
 namespace swiattn::cuda {
 
 // ---------------------------------------------------------------------------------------------
-// Forward: warp `row` = (b * T + t) * Hq + h attends to keys first_key(t) .. t of kv head
+// Forward: warp `row` = (b * T + t) * Hq + h attends to keys window_first_key(t) .. t of kv head
 // h / group, in one online-softmax pass.
 
 template <class T, class TO>
@@ -22,7 +22,7 @@ __global__ void attention_forward_kernel(AttentionDims s, const T* q, const T* k
   float qr[kPerLane];
   load_row(q + row * s.D, s.D, qr);
   OnlineSoftmax st;
-  attend_range(s, qr, k + kv, v + kv, key_stride, first_key(t, s.window), t, st);
+  attend_range(s, qr, k + kv, v + kv, key_stride, window_first_key(t, s.window), t, st);
   const int lane = threadIdx.x & 31;
 #pragma unroll
   for (int i = 0; i < kPerLane; ++i) {
@@ -94,7 +94,7 @@ __global__ void attention_backward_dq_kernel(AttentionDims s, const T* q, const 
   const int64_t kv = b * s.T * key_stride + (h / s.group) * s.D;
   float qr[kPerLane], acc[kPerLane] = {};
   load_row(q + row * s.D, s.D, qr);
-  for (int64_t j = first_key(t, s.window); j <= t; ++j) {
+  for (int64_t j = window_first_key(t, s.window); j <= t; ++j) {
     const T* kj = k + kv + j * key_stride;
     const float p = expf(s.scale * warp_dot(qr, kj, s.D) - lse[row]);
     const float ds = p * (warp_dot(g, v + kv + j * key_stride, s.D) - dlt);  // dL/dscore_j
@@ -124,7 +124,7 @@ __global__ void attention_backward_dkdv_kernel(AttentionDims s, const T* q, cons
   float kr[kPerLane], vr[kPerLane], dk_acc[kPerLane] = {}, dv_acc[kPerLane] = {};
   load_row(k + key_row * s.D, s.D, kr);
   load_row(v + key_row * s.D, s.D, vr);
-  const int64_t last = s.window > 0 ? min(s.T - 1, j + s.window - 1) : s.T - 1;  // j >= first_key(t)
+  const int64_t last = window_last_query(j, s.window, s.T);  // j >= window_first_key(t)
   for (int64_t h = kv_head * s.group; h < (kv_head + 1) * s.group; ++h)
     for (int64_t t = j; t <= last; ++t) {
       const float w = row_weight(gate, complement, b * s.T + t);

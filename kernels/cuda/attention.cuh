@@ -29,10 +29,6 @@ inline AttentionDims attention_dims(const char* op, const cpu::AttentionShape& s
 
 inline unsigned warp_blocks(int64_t rows) { return static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock); }
 
-__device__ __forceinline__ int64_t first_key(int64_t t, int64_t window) {  // cpu::window_begin
-  return window > 0 ? max(int64_t(0), t - window + 1) : int64_t(0);
-}
-
 // This lane's entries of a D-vector, as float (0 past D).
 template <class T>
 __device__ __forceinline__ void load_row(const T* row, int64_t D, float (&r)[kPerLane]) {

@@ -48,6 +48,7 @@
 #include <string>
 
 #include "tensor/cuda/common.cuh"
+#include "kernels/cpu/window.h"
 #include "kernels/cuda/mma.cuh"
 
 namespace swiattn::cuda {
@@ -78,8 +79,8 @@ struct DecodeDims {
   float q_scale;  // log2(e) / sqrt(D): scores in log2 units
 };
 
-// The key range [lo, hi] of sequence `seq` (hi < lo when len <= 0): the rule of
-// cpu::decode_first_key (kernels/cpu/decode_attention.h), on the device.
+// The key range [lo, hi] of sequence `seq` (hi < lo when len <= 0): cpu::decode_first_key
+// (kernels/cpu/decode_attention.h) on the device, by the shared rule of kernels/cpu/window.h.
 struct DecodeRange {
   int lo, hi;
 };
@@ -87,8 +88,8 @@ __device__ __forceinline__ DecodeRange decode_range(const DecodeDims& s, const i
                                                     int seq) {
   const int len = min(__ldg(lengths + seq), s.max_length);
   if (len <= 0) return {0, -1};
-  const bool full = __ldg(route + seq) != 0 || s.window <= 0;
-  return {full ? 0 : max(0, len - s.window), len - 1};
+  const bool full = __ldg(route + seq) != 0;
+  return {full ? 0 : window_first_key(len - 1, s.window), len - 1};
 }
 
 // Where the list walk is: tile `tile` of the range (seq, kvh), which has `tiles` tiles.

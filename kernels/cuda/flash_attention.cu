@@ -87,12 +87,12 @@ __global__ void __launch_bounds__(32 * kWarps) flash_forward_kernel(FlashParams 
   for (int e = 0; e < 2; ++e) {
     const int t = sT[16 * warp + g + 8 * e];
     t_row[e] = t;
-    lo[e] = t >= 0 ? first_key(t, window) : INT32_MAX;  // padding rows read no key
+    lo[e] = t >= 0 ? window_first_key(t, window) : INT32_MAX;  // padding rows read no key
     far_hi[e] = -1;
     if constexpr (kMode == Mode::Switch) {
       if (t >= 0) {
         gate[e] = __bfloat162float(p.gate[int64_t(b) * p.T + t]);
-        if (window > 0 && (p.both || gate[e] != 0.0f)) far_hi[e] = t - window;  // keys [0, t - w]
+        if (p.both || gate[e] != 0.0f) far_hi[e] = window_first_key(t, window) - 1;  // keys [0, t - w]
       }
       if (c == 0) atomicMax(&sFarMax, far_hi[e]);
     }
@@ -100,7 +100,7 @@ __global__ void __launch_bounds__(32 * kWarps) flash_forward_kernel(FlashParams 
 
   // ---- Q tile (gathered rows) and the first K / V tile ----
   const int t_first = sT[0], t_last = sT[rows_here - 1];  // positions ascend within a tile
-  const int kb_begin = first_key(t_first, window) / kBN;
+  const int kb_begin = window_first_key(t_first, window) / kBN;
   const int n1 = t_last / kBN - kb_begin + 1;  // phase 1: the tiles of [lo(t_first), t_last]
   {
     constexpr int kChunks = D / 8;

@@ -10,6 +10,8 @@
 
 #include <string>
 
+#include "kernels/cpu/window.h"
+
 namespace swiattn::cuda {
 
 enum class Mode {
@@ -36,8 +38,7 @@ struct FlashParams {
   float scale_log2;                // log2(e) / sqrt(D)
 };
 
-// The first key of query t: the window is [t - w + 1, t], window 0 is full causal [0, t].
-__device__ __forceinline__ int first_key(int t, int window) { return window > 0 ? max(0, t - window + 1) : 0; }
+// The first key of query t: window_first_key of kernels/cpu/window.h (window 0: full causal [0, t]).
 
 // Two neighbouring output elements (columns 2c, 2c + 1 of an accumulator row), bf16 or f32.
 template <class TO> __device__ __forceinline__ void store2(TO* p, float a, float b);

@@ -109,7 +109,7 @@ struct KeyTiles {
     last1 = t[n - 1] / kBN;
     n2 = far_max >= 0 ? far_max / kBN + 1 : 0;
     phase = 1;
-    kb = first_key(t[0], w) / kBN;
+    kb = window_first_key(t[0], w) / kBN;
   }
   __device__ bool valid() const { return phase == 1 || kb < n2; }
   __device__ int key0() const { return kb * kBN; }
@@ -138,7 +138,7 @@ struct KeyTiles {
       if (t[mid] >= j0) hi = mid;
       else lo = mid + 1;
     }
-    kb = max(kb, first_key(t[lo], window) / kBN);
+    kb = max(kb, window_first_key(t[lo], window) / kBN);
   }
 };
 
@@ -196,7 +196,7 @@ __device__ void attend_tiles(const FlashParams& p, unsigned char* smem, Pipeline
   for (int e = 0; e < 2; ++e) {
     const int r = 64 * consumer + 16 * warp + g + 8 * e;
     t_row[e] = sT[r];
-    lo[e] = t_row[e] >= 0 ? first_key(t_row[e], window) : INT32_MAX;  // padding rows read no key
+    lo[e] = t_row[e] >= 0 ? window_first_key(t_row[e], window) : INT32_MAX;  // padding rows read no key
     far_hi[e] = kMode == Mode::Switch ? sFar[r] : -1;                    // keys [0, t - w], or none
     gate[e] = kMode == Mode::Switch ? sGate[r] : 0.0f;
   }
@@ -467,7 +467,7 @@ __global__ void __launch_bounds__(kCtaThreads, 1) hopper_forward_kernel(const __
       int far = -1;
       if (t >= 0) {
         gt = __bfloat162float(p.gate[int64_t(b) * p.T + t]);
-        if (window > 0 && (p.both || gt != 0.0f)) far = t - window;
+        if (p.both || gt != 0.0f) far = window_first_key(t, window) - 1;  // keys [0, t - w]
       }
       sGate[r] = gt;
       sFar[r] = far;

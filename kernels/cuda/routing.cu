@@ -3,6 +3,7 @@
 
 #include <type_traits>
 
+#include "kernels/cpu/window.h"
 #include "tensor/cuda/common.cuh"
 
 namespace swiattn::cuda {
@@ -67,7 +68,7 @@ __global__ void routing_sums_kernel(int64_t B, int64_t T, const R* route, const 
   for (int64_t i = threadIdx.x; i < B * T; i += blockDim.x) {
     const double m = to_float(route[i]);
     routed += m;
-    if (i % T >= window) routed_late += m;
+    if (window_has_far_keys(i % T, window)) routed_late += m;
     if (gamma) gamma_sum += to_float(gamma[i]);
   }
   routed = block_sum(routed);

@@ -26,7 +26,7 @@ __global__ void switch_attention_forward_kernel(AttentionDims s, const T* q, con
   float qr[kPerLane];
   load_row(q + row * s.D, s.D, qr);
 
-  const int64_t lo = first_key(t, s.window);
+  const int64_t lo = window_first_key(t, s.window);
   OnlineSoftmax win;  // the window part [lo, t]: O_SWA
   attend_range(s, qr, k + kv, v + kv, key_stride, lo, t, win);
   OnlineSoftmax full = win;
