@@ -62,10 +62,20 @@ Var make_op_result(OpId op, Tensor value, std::vector<Var> inputs,
   return out;
 }
 
-void Var::backward() const { backward(nullptr); }
-
+void Var::backward() const { backward(nullptr, GraphAfterBackward::Keep); }
 void Var::backward(const std::function<void(const Node& leaf)>& leaf_ready) const {
+  backward(leaf_ready, GraphAfterBackward::Keep);
+}
+
+static void check_not_released(const Node& node) {
+  if (node.released)
+    throw Error("backward: this graph's backward already ran with GraphAfterBackward::Release (its "
+                "closures are gone); build the graph again for another backward");
+}
+
+void Var::backward(const std::function<void(const Node& leaf)>& leaf_ready, GraphAfterBackward after) const {
   Node& root = checked(node_);
+  check_not_released(root);
   if (root.value.numel() != 1)
     throw Error("backward: the output must be a scalar, got shape " + shape_str(root.value.shape()));
   if (!root.requires_grad)
@@ -80,6 +90,7 @@ void Var::backward(const std::function<void(const Node& leaf)>& leaf_ready) cons
     auto& [node, next_input] = stack.back();
     if (next_input < node->inputs.size()) {
       Node* child = node->inputs[next_input++].node();
+      check_not_released(*child);
       if (child->requires_grad && visited.insert(child).second) stack.push_back({child, 0});
     } else {
       order.push_back(node);
@@ -94,10 +105,19 @@ void Var::backward(const std::function<void(const Node& leaf)>& leaf_ready) cons
   grad_buffer().fill(1.0);  // dL/dL = 1
   // Reverse topological order: every op that reads a node runs before the node is reached, so a
   // leaf's gradient is complete when the loop arrives at it.
+  // With Release, a node's gradient and closure go once its backward has run: every op that adds
+  // into that gradient ran before it (the order above), and its inputs stay alive through
+  // node->inputs for the nodes still to come.
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = *it;
-    if (node->backward && node->grad.defined()) node->backward(node->grad);
-    if (!node->backward && leaf_ready) leaf_ready(*node);
+    const bool interior = static_cast<bool>(node->backward);
+    if (interior && node->grad.defined()) node->backward(node->grad);
+    if (!interior && leaf_ready) leaf_ready(*node);
+    if (interior && after == GraphAfterBackward::Release) {
+      node->grad = Tensor();
+      node->backward = nullptr;
+      node->released = true;
+    }
   }
 }
 

@@ -26,6 +26,15 @@ namespace swiattn {
 
 struct Node;
 
+// What Var::backward does with the graph it walks.
+enum class GraphAfterBackward {
+  Keep,     // intermediate gradients stay readable and the graph can run backward again
+  Release,  // each intermediate node's gradient and backward closure (with the tensors the
+            // closure saved) are dropped as soon as that node's backward has run, so the
+            // step's memory falls while the backward runs (training: one backward per graph); a
+            // second backward through the same graph is then an error. Values are kept.
+};
+
 class Var {
  public:
   Var() = default;
@@ -54,6 +63,8 @@ class Var {
   // training starts the all-reduce of finished gradients there (train/data_parallel.h). The
   // leaf's grad may be undefined at that point (no backward reached it with a gradient).
   void backward(const std::function<void(const Node& leaf)>& leaf_ready) const;
+  // Either of the above (leaf_ready may be empty), and what to do with the graph.
+  void backward(const std::function<void(const Node& leaf)>& leaf_ready, GraphAfterBackward after) const;
 
   Node* node() const { return node_.get(); }
 
@@ -74,6 +85,7 @@ struct Node {
   std::string name;
   std::vector<Var> inputs;                          // the op's inputs (empty for leaves)
   std::function<void(const Tensor& dout)> backward;  // adds into the inputs' grad_buffer()
+  bool released = false;  // its backward ran under GraphAfterBackward::Release (closure dropped)
 };
 
 // Creates an op's output Var. If gradients are enabled and any input requires a gradient, the

@@ -517,6 +517,40 @@ TEST_CASE("autograd: backward rejects a non-scalar output and a graph with nothi
   CHECK_THROWS_AS(Var().backward(), Error);
 }
 
+TEST_CASE("autograd: GraphAfterBackward::Release drops intermediate gradients and closures, same leaf gradients") {
+  const std::vector<double> xv{-1.5, -0.2, 0.0, 0.7, 2.5};
+  // L = sum(silu(h) * h), h = 2x: h has two consumers, so its gradient is complete only after
+  // both ran; the released run must give the kept run's bits.
+  auto run = [&](GraphAfterBackward after, Var* h_out, Var* loss_out, int* leaves) {
+    const Var x = parameter(xv);
+    const Var h = scale(x, 2.0);
+    const Var L = sum(mul(silu(h), h));
+    L.backward([&](const Node&) { ++*leaves; }, after);
+    *h_out = h;
+    *loss_out = L;
+    return x.grad().to_vector();
+  };
+  Var h_keep, L_keep, h_rel, L_rel;
+  int leaves_keep = 0, leaves_rel = 0;
+  const std::vector<double> keep = run(GraphAfterBackward::Keep, &h_keep, &L_keep, &leaves_keep);
+  const std::vector<double> released = run(GraphAfterBackward::Release, &h_rel, &L_rel, &leaves_rel);
+  CHECK(keep == released);
+  CHECK(leaves_keep == 1);
+  CHECK(leaves_rel == 1);
+  CHECK(h_keep.grad().defined());                 // Keep: intermediate gradients stay readable
+  CHECK_FALSE(h_rel.grad().defined());            // Release: dropped once h's backward ran
+  CHECK_FALSE(static_cast<bool>(h_rel.node()->backward));
+  CHECK(h_rel.value().numel() == 5);              // values stay
+  L_keep.backward();                              // a kept graph runs again
+  std::string message = "<no exception thrown>";
+  try {
+    L_rel.backward();
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  CHECK(message.find("GraphAfterBackward::Release") != std::string::npos);
+}
+
 TEST_CASE("autograd: diamond graphs get the analytic gradient") {
   const std::vector<double> xv{-1.5, -0.2, 0.0, 0.7, 2.5};
   auto sigmoid_of = [](double t) { return 1.0 / (1.0 + std::exp(-t)); };

@@ -140,7 +140,7 @@ double DataParallel::evaluate_loss(const Transformer& model, const std::vector<s
 
 void DataParallel::backward(const Var& loss, const std::vector<Var>& params) {
   if (!active()) {
-    loss.backward();
+    loss.backward(nullptr, GraphAfterBackward::Release);  // the step's graph is not used again
     return;
   }
   if (!reducer_) reducer_ = std::make_unique<GradientReducer>(*comm_, params, options_.bucket_bytes, options_.overlap);

@@ -80,7 +80,8 @@ class DataParallel {
   double evaluate_loss(const Transformer& model, const std::vector<std::pair<Tensor, Tensor>>& batches,
                        std::vector<double>* layer_ratios) const;
 
-  // loss.backward(); then every parameter's grad is the mean over the ranks.
+  // loss.backward() (releasing the graph as it goes: GraphAfterBackward::Release); then every
+  // parameter's grad is the mean over the ranks.
   void backward(const Var& loss, const std::vector<Var>& params);
   // `local`: "" or where this rank found a non-finite value. Returns "" when no rank found one,
   // else the place (this rank's, or "rank k: ..." when another rank found it).

@@ -96,8 +96,9 @@ void GradientReducer::backward(const Var& loss) {
   next_bucket_ = 0;
 
   // 1. The backward; with overlap, finished buckets are all-reduced as it goes.
-  if (overlap_) loss.backward([this](const Node& leaf) { on_leaf_ready(leaf); });
-  else loss.backward();
+  // (The step's graph is not used again: its memory is released as the backward goes.)
+  if (overlap_) loss.backward([this](const Node& leaf) { on_leaf_ready(leaf); }, GraphAfterBackward::Release);
+  else loss.backward(nullptr, GraphAfterBackward::Release);
 
   // 2. What the backward left: zeros for parameters without a gradient, the remaining buckets,
   //    and which parameters had a gradient on any rank.
