@@ -101,11 +101,11 @@ struct HopperParams {
 struct KeyTiles {
   const int* t;  // the rows' positions, ascending (n of them)
   int n, window, last1, n2;  // rows; window (0: causal); last tile of phase 1; tiles in phase 2
-  bool gaps;                 // gathered rows with a window: phase 1 may skip tiles (skip_gap)
+  bool gaps;                 // phase 1 may skip tiles between the rows' ranges (skip_gap)
   int phase, kb;             // where the walk is: phase 1 or 2, key tile kb (keys 128 kb ..)
 
-  __device__ KeyTiles(const int* rows, int n_rows, int w, int far_max, bool gathered)
-      : t(rows), n(n_rows), window(w), gaps(gathered && w > 0) {
+  __device__ KeyTiles(const int* rows, int n_rows, int w, int far_max, bool may_have_gaps)
+      : t(rows), n(n_rows), window(w), gaps(may_have_gaps) {
     last1 = t[n - 1] / kBN;
     n2 = far_max >= 0 ? far_max / kBN + 1 : 0;
     phase = 1;
@@ -487,10 +487,12 @@ __global__ void __launch_bounds__(kCtaThreads, 1) hopper_forward_kernel(const __
   }
   __syncthreads();
 
-  // A key tile between two rows' ranges needs a step of more than w + 126 between the rows, so
-  // gathered rows closer than w (the window list at r = 0 is consecutive) walk without the search
-  // (at T 32K, r 0 the search was 9% of the kernel's samples, ncu 2026-12-01).
-  const KeyTiles tiles(sT, rows_here, window, kMode == Mode::Switch ? sFarMax : -1, list != nullptr && sMaxGap >= window);
+  // Tiles can be skipped only between gathered rows of a window list: a whole key tile between
+  // two consecutive rows' ranges needs them w + 128 or more apart. Rows all closer than w (the
+  // window list at r = 0 is consecutive) walk without the search (at T 32K, r 0 it was 9% of the
+  // kernel's samples, ncu 2026-12-01); the bound w is on the safe side of w + 128.
+  const bool may_have_gaps = list != nullptr && window > 0 && sMaxGap >= window;
+  const KeyTiles tiles(sT, rows_here, window, kMode == Mode::Switch ? sFarMax : -1, may_have_gaps);
   if (threadIdx.x < 128) {  // the producer warpgroup
     sm90::registers_release<kProducerRegisters>();
     if (threadIdx.x == 0) load_tiles<D, kMode>(hp, smem, pipe, tiles, row0, h, hk, b);
