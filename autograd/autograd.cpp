@@ -18,14 +18,15 @@ const char* op_name(OpId op) {
 // ---------------------------------------------------------------------------------------------
 // Var
 
-Var::Var(Tensor value, bool requires_grad, std::string name) : node_(std::make_shared<Node>()) {
+Var::Var(Tensor value, bool requires_grad, std::string name)
+    : node_(std::make_shared<Node>()), value_(std::make_shared<Tensor>()) {
   if (requires_grad && value.dtype() != DType::F32 && value.dtype() != DType::F64 &&
       value.dtype() != DType::BF16)
     throw Error("Var: only float tensors can require a gradient, got " +
                 std::string(dtype_name(value.dtype())) + " " + shape_str(value.shape()));
-  node_->value = std::move(value);
   node_->requires_grad = requires_grad;
   node_->name = std::move(name);
+  set_value(std::move(value));
 }
 
 static Node& checked(const std::shared_ptr<Node>& node) {
@@ -33,30 +34,45 @@ static Node& checked(const std::shared_ptr<Node>& node) {
   return *node;
 }
 
-const Tensor& Var::value() const { return checked(node_).value; }
+const Tensor& Var::value() const {
+  checked(node_);
+  return *value_;
+}
 bool Var::requires_grad() const { return checked(node_).requires_grad; }
 const std::string& Var::name() const { return checked(node_).name; }
 OpId Var::op() const { return checked(node_).op; }
 const Tensor& Var::grad() const { return checked(node_).grad; }
 void Var::zero_grad() const { checked(node_).grad = Tensor(); }
+Tensor& Var::grad_buffer() const { return checked(node_).grad_buffer(); }
 
-Tensor& Var::grad_buffer() const {
+void Var::set_value(Tensor value) const {
   Node& n = checked(node_);
-  if (!n.grad.defined()) n.grad = Tensor::zeros(n.value.shape(), n.value.dtype(), n.value.device());
-  return n.grad;
+  n.shape = value.shape();
+  n.dtype = value.dtype();
+  n.device = value.device();
+  n.grad = Tensor();
+  *value_ = std::move(value);
 }
+
+Tensor& Node::grad_buffer() {
+  if (!grad.defined()) grad = Tensor::zeros(shape, dtype, device);
+  return grad;
+}
+
+GradSlot::GradSlot(const Var& x) : node_(x.node_) { checked(node_); }
 
 Var make_op_result(OpId op, Tensor value, std::vector<Var> inputs,
                    std::function<void(const Tensor&)> backward) {
   Var out;
   out.node_ = std::make_shared<Node>();
-  out.node_->value = std::move(value);
+  out.value_ = std::make_shared<Tensor>();
   out.node_->op = op;
+  out.set_value(std::move(value));
   bool needs_grad = false;
   for (const Var& v : inputs) needs_grad = needs_grad || v.requires_grad();
   if (grad_enabled() && needs_grad && backward) {
     out.node_->requires_grad = true;
-    out.node_->inputs = std::move(inputs);
+    for (const Var& v : inputs) out.node_->inputs.push_back(v.node_);  // nodes only: no values
     out.node_->backward = std::move(backward);
   }
   return out;
@@ -76,8 +92,8 @@ static void check_not_released(const Node& node) {
 void Var::backward(const std::function<void(const Node& leaf)>& leaf_ready, GraphAfterBackward after) const {
   Node& root = checked(node_);
   check_not_released(root);
-  if (root.value.numel() != 1)
-    throw Error("backward: the output must be a scalar, got shape " + shape_str(root.value.shape()));
+  if (shape_numel(root.shape) != 1)
+    throw Error("backward: the output must be a scalar, got shape " + shape_str(root.shape));
   if (!root.requires_grad)
     throw Error("backward: the output does not depend on any Var that requires a gradient");
 
@@ -89,7 +105,7 @@ void Var::backward(const std::function<void(const Node& leaf)>& leaf_ready, Grap
   while (!stack.empty()) {
     auto& [node, next_input] = stack.back();
     if (next_input < node->inputs.size()) {
-      Node* child = node->inputs[next_input++].node();
+      Node* child = node->inputs[next_input++].get();
       check_not_released(*child);
       if (child->requires_grad && visited.insert(child).second) stack.push_back({child, 0});
     } else {

@@ -1,9 +1,16 @@
 // autograd/autograd.h: reverse-mode automatic differentiation on a DAG.
 //
-// A Var is a node of the graph: a value tensor, a gradient tensor of the same shape, and (if it
-// was produced by an op while gradients are enabled) the op's backward function and its inputs.
-// Var::backward() on a scalar sorts the graph reachable from it topologically and runs each
-// node's backward once, outputs before inputs.
+// A Var is a handle on a value tensor and on its node of the graph: a gradient tensor of the
+// value's shape and (if it was produced by an op while gradients are enabled) the op's backward
+// function and its inputs' nodes. Var::backward() on a scalar sorts the graph reachable from it
+// topologically and runs each node's backward once, outputs before inputs.
+//
+// The graph holds nodes, not values: a value lives while some Var handle holds it or some
+// backward closure saved it. So an intermediate the backward does not need (a cast's input, an
+// add's operands) is freed as soon as the forward code drops its handle, and the graph's memory
+// is what the closures saved. A closure therefore never captures an input Var (that would keep
+// the input's value alive with the graph); it captures a GradSlot of the input, and the tensors
+// its formula reads.
 //
 // The one accumulation rule: every backward ADDS into its inputs' gradients (+=). A Var used by
 // several ops (a residual stream, a tied embedding, K and V read by many queries) therefore ends
@@ -43,6 +50,9 @@ class Var {
 
   bool defined() const { return node_ != nullptr; }
   const Tensor& value() const;
+  // Replaces the value every handle of this Var sees (a parameter moved to another device);
+  // drops the gradient.
+  void set_value(Tensor value) const;
   const Shape& shape() const { return value().shape(); }
   DType dtype() const { return value().dtype(); }
   bool requires_grad() const;
@@ -70,22 +80,37 @@ class Var {
 
  private:
   friend Var make_op_result(OpId, Tensor, std::vector<Var>, std::function<void(const Tensor&)>);
+  friend class GradSlot;
   std::shared_ptr<Node> node_;
+  std::shared_ptr<Tensor> value_;  // shared by every handle of this Var, not by the graph
 };
 
-// What a backward hands a kernel for input x: x's gradient buffer, or an undefined Tensor when x
-// needs no gradient (the kernel entries of kernels/ then skip that gradient).
-inline Tensor grad_if_required(const Var& x) { return x.requires_grad() ? x.grad_buffer() : Tensor(); }
-
 struct Node {
-  Tensor value;
   Tensor grad;
   bool requires_grad = false;
   OpId op = OpId::Leaf;
   std::string name;
-  std::vector<Var> inputs;                          // the op's inputs (empty for leaves)
-  std::function<void(const Tensor& dout)> backward;  // adds into the inputs' grad_buffer()
+  Shape shape;                  // the value's shape, dtype and device: what the gradient is made like
+  DType dtype = DType::F32;
+  Device device = Device::CPU;
+  std::vector<std::shared_ptr<Node>> inputs;         // the op's inputs' nodes (empty for leaves)
+  std::function<void(const Tensor& dout)> backward;  // adds into the inputs' gradients
   bool released = false;  // its backward ran under GraphAfterBackward::Release (closure dropped)
+  Tensor& grad_buffer();  // grad, allocated as zeros on first use
+};
+
+// What a backward closure keeps of an input x: where x's gradient goes, without x's value.
+// Capture it by name, [=, dx = GradSlot(x)], and use dx in the body instead of x.
+class GradSlot {
+ public:
+  explicit GradSlot(const Var& x);
+  bool required() const { return node_->requires_grad; }
+  Tensor& buffer() const { return node_->grad_buffer(); }  // x's gradient, zeros on first use
+  // buffer(), or an undefined Tensor when x needs no gradient (kernel entries then skip it).
+  Tensor if_required() const { return required() ? buffer() : Tensor(); }
+
+ private:
+  std::shared_ptr<Node> node_;
 };
 
 // Creates an op's output Var. If gradients are enabled and any input requires a gradient, the

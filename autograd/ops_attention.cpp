@@ -31,11 +31,11 @@ Var attention(const Var& q, const Var& k, const Var& v, int64_t window) {
   const kernels::AttentionShape s = attention_shape("attention", q.value(), k.value(), v.value());
   if (window < 0) throw Error("attention: window must be >= 1 (or 0 for full causal), got " + std::to_string(window));
   const kernels::AttentionSaved saved = kernels::attention_forward(s, window, q.value(), k.value(), v.value());
-  return make_op_result(OpId::Attention, saved.out, {q, k, v}, [=](const Tensor& dout) {
+  return make_op_result(OpId::Attention, saved.out, {q, k, v},
+                        [=, dq = GradSlot(q), dk = GradSlot(k), dv = GradSlot(v)](const Tensor& dout) {
     // out_t = sum_j softmax_j(q_t . k_j / sqrt(D)) v_j over the legal keys j; the softmax is
     // recomputed from the saved log-sum-exp (see cpu::attend_range_backward).
-    kernels::attention_backward(s, window, saved, dout, grad_if_required(q), grad_if_required(k),
-                                grad_if_required(v));
+    kernels::attention_backward(s, window, saved, dout, dq.if_required(), dk.if_required(), dv.if_required());
   });
 }
 
@@ -54,12 +54,14 @@ Var switch_attention(const Var& q, const Var& k, const Var& v, int64_t window, c
                                         method == SwitchMethod::TwoPassReference, branch_diff_sq);
   if (!f.has_backward) return make_op_result(OpId::SwitchAttention, f.out, {q, k, v, gate}, nullptr);
   const kernels::SwitchAttentionSaved saved = f.saved;
-  return make_op_result(OpId::SwitchAttention, f.out, {q, k, v, gate}, [=](const Tensor& dout) {
+  return make_op_result(OpId::SwitchAttention, f.out, {q, k, v, gate},
+                        [=, dq = GradSlot(q), dk = GradSlot(k), dv = GradSlot(v),
+                         dgate = GradSlot(gate)](const Tensor& dout) {
     // out_t = g_t O_FULL_t + (1 - g_t) O_SWA_t:
     //   dg_t += sum dout_t (O_FULL_t - O_SWA_t); O_FULL gets g dout, O_SWA gets (1 - g) dout,
     //   each through its own attention backward (see cpu::switch_attention_backward).
-    kernels::switch_attention_backward(s, window, saved, dout, grad_if_required(q), grad_if_required(k),
-                                       grad_if_required(v), grad_if_required(gate));
+    kernels::switch_attention_backward(s, window, saved, dout, dq.if_required(), dk.if_required(),
+                                       dv.if_required(), dgate.if_required());
   });
 }
 

@@ -18,9 +18,13 @@ static Var binary_op(OpId op, kernels::BinaryKind kind, const Var& a, const Var&
   const kernels::BroadcastPlan plan = kernels::plan_broadcast(name, A.shape(), B.shape());
   Tensor out = Tensor::empty(plan.out, A.dtype(), A.device());
   kernels::binary_forward(kind, plan, A, B, out);
-  return make_op_result(op, out, {a, b}, [=](const Tensor& dout) {
+  // Only mul's backward reads the operands; add and sub keep neither (they can be freed).
+  const bool reads_operands = kind == kernels::BinaryKind::Mul;
+  const Tensor saved_a = reads_operands ? A : Tensor(), saved_b = reads_operands ? B : Tensor();
+  return make_op_result(op, out, {a, b},
+                        [=, da = GradSlot(a), db = GradSlot(b)](const Tensor& dout) {
     // add: da += dout, db += dout;  sub: db -= dout;  mul: da += dout b, db += dout a
-    kernels::binary_backward(kind, plan, A, B, dout, grad_if_required(a), grad_if_required(b));
+    kernels::binary_backward(kind, plan, saved_a, saved_b, dout, da.if_required(), db.if_required());
   });
 }
 
@@ -33,9 +37,9 @@ Var scale(const Var& x, double c) {
   check_float_any_device("scale", X);
   Tensor y = Tensor::empty(X.shape(), X.dtype(), X.device());
   kernels::scale_forward(c, X, y);
-  return make_op_result(OpId::Scale, y, {x}, [=](const Tensor& dy) {
+  return make_op_result(OpId::Scale, y, {x}, [c, dx = GradSlot(x)](const Tensor& dy) {
     // y = c x  =>  dx += c dy
-    kernels::scale_backward(c, dy, x.grad_buffer());
+    kernels::scale_backward(c, dy, dx.buffer());
   });
 }
 
@@ -44,9 +48,9 @@ Var sigmoid(const Var& x) {
   check_float_any_device("sigmoid", X);
   Tensor y = Tensor::empty(X.shape(), X.dtype(), X.device());
   kernels::sigmoid_forward(X, y);
-  return make_op_result(OpId::Sigmoid, y, {x}, [=](const Tensor& dy) {
+  return make_op_result(OpId::Sigmoid, y, {x}, [X, y, dx = GradSlot(x)](const Tensor& dy) {
     // y = sigmoid(x)  =>  dx += dy y (1 - y)
-    kernels::sigmoid_backward(X, y, dy, x.grad_buffer());
+    kernels::sigmoid_backward(X, y, dy, dx.buffer());
   });
 }
 
@@ -55,9 +59,9 @@ Var silu(const Var& x) {
   check_float_any_device("silu", X);
   Tensor y = Tensor::empty(X.shape(), X.dtype(), X.device());
   kernels::silu_forward(X, y);
-  return make_op_result(OpId::Silu, y, {x}, [=](const Tensor& dy) {
+  return make_op_result(OpId::Silu, y, {x}, [X, dx = GradSlot(x)](const Tensor& dy) {
     // y = x sigmoid(x)  =>  dx += dy (s + x s (1 - s))
-    kernels::silu_backward(X, dy, x.grad_buffer());
+    kernels::silu_backward(X, dy, dx.buffer());
   });
 }
 
@@ -66,9 +70,9 @@ Var softplus(const Var& x) {
   check_float_any_device("softplus", X);
   Tensor y = Tensor::empty(X.shape(), X.dtype(), X.device());
   kernels::softplus_forward(X, y);
-  return make_op_result(OpId::Softplus, y, {x}, [=](const Tensor& dy) {
+  return make_op_result(OpId::Softplus, y, {x}, [X, dx = GradSlot(x)](const Tensor& dy) {
     // y = log(1 + e^x)  =>  dx += dy sigmoid(x)
-    kernels::softplus_backward(X, dy, x.grad_buffer());
+    kernels::softplus_backward(X, dy, dx.buffer());
   });
 }
 
@@ -82,9 +86,9 @@ Var swiglu(const Var& a, const Var& b) {
   check_same_shape("swiglu", A, B);
   Tensor y = Tensor::empty(A.shape(), A.dtype(), A.device());
   kernels::swiglu_forward(A, B, y);
-  return make_op_result(OpId::Swiglu, y, {a, b}, [=](const Tensor& dy) {
+  return make_op_result(OpId::Swiglu, y, {a, b}, [A, B, da = GradSlot(a), db = GradSlot(b)](const Tensor& dy) {
     // y = silu(a) b  =>  da += dy b silu'(a),  db += dy silu(a)
-    kernels::swiglu_backward(A, B, dy, grad_if_required(a), grad_if_required(b));
+    kernels::swiglu_backward(A, B, dy, da.if_required(), db.if_required());
   });
 }
 

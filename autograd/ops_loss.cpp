@@ -10,9 +10,9 @@ Var softmax(const Var& x) {
   if (X.ndim() < 1) throw Error("softmax: needs at least one dim, got a scalar");
   Tensor y = Tensor::empty(X.shape(), X.dtype(), X.device());
   kernels::softmax_forward(X, y);
-  return make_op_result(OpId::Softmax, y, {x}, [=](const Tensor& dy) {
+  return make_op_result(OpId::Softmax, y, {x}, [y, dx = GradSlot(x)](const Tensor& dy) {
     // y = softmax(x)  =>  dx += y (dy - sum(y dy))
-    kernels::softmax_backward(y, dy, x.grad_buffer());
+    kernels::softmax_backward(y, dy, dx.buffer());
   });
 }
 
@@ -29,9 +29,9 @@ Var cross_entropy(const Var& logits, const Tensor& targets, int32_t ignore_index
   if (per_token_nll) *per_token_nll = f.nll.clone();
   const Tensor lse = f.lse;
   const double inv_count = f.inv_count;
-  return make_op_result(OpId::CrossEntropy, f.loss, {logits}, [=](const Tensor& dloss) {
+  return make_op_result(OpId::CrossEntropy, f.loss, {logits}, [=, dx = GradSlot(logits)](const Tensor& dloss) {
     // loss = (1/count) sum_n (lse_n - x_n,y_n)  =>  dx_n += dloss/count (softmax(x_n) - onehot(y_n))
-    kernels::cross_entropy_backward(X, targets, ignore_index, lse, dloss, inv_count, logits.grad_buffer());
+    kernels::cross_entropy_backward(X, targets, ignore_index, lse, dloss, inv_count, dx.buffer());
   });
 }
 

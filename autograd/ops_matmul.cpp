@@ -38,18 +38,18 @@ Var matmul(const Var& a, const Var& b, bool transpose_a, bool transpose_b) {
   const int64_t a_step = M * K, b_step = b_shared ? 0 : K * N, c_step = M * N;
 
   kernels::gemm(transpose_a, transpose_b, rows, N, K, A, a_step, Bt, b_step, C, c_step, steps, false);
-  return make_op_result(OpId::Matmul, C, {a, b}, [=](const Tensor& dC) {
+  return make_op_result(OpId::Matmul, C, {a, b}, [=, da = GradSlot(a), db = GradSlot(b)](const Tensor& dC) {
     // C = op(A) op(B)  =>  d op(A) = dC op(B)^T,  d op(B) = op(A)^T dC, per batch entry; a shared
     // b's dB (stride 0) sums over the batch, in order.
-    if (a.requires_grad()) {
-      const Tensor& dA = a.grad_buffer();
+    if (da.required()) {
+      const Tensor& dA = da.buffer();
       if (!transpose_a)  // dA = dC op(B)^T
         kernels::gemm(false, !transpose_b, rows, K, N, dC, c_step, Bt, b_step, dA, a_step, steps, true);
       else  // dA = op(B) dC^T
         kernels::gemm(transpose_b, true, K, M, N, Bt, b_step, dC, c_step, dA, a_step, steps, true);
     }
-    if (b.requires_grad()) {
-      const Tensor& dB = b.grad_buffer();
+    if (db.required()) {
+      const Tensor& dB = db.buffer();
       if (!transpose_b)  // dB = op(A)^T dC
         kernels::gemm(!transpose_a, false, K, N, rows, A, a_step, dC, c_step, dB, b_step, steps, true);
       else  // dB = dC^T op(A)

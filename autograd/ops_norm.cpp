@@ -14,9 +14,9 @@ Var embedding(const Var& weight, const Tensor& ids) {
   out_shape.push_back(W.dim(1));
   Tensor out = Tensor::empty(out_shape, W.dtype(), W.device());
   kernels::embedding_forward(ids, W, out);  // CUDA weights: ids on either device
-  return make_op_result(OpId::Embedding, out, {weight}, [=](const Tensor& dout) {
+  return make_op_result(OpId::Embedding, out, {weight}, [ids, dW = GradSlot(weight)](const Tensor& dout) {
     // out[n] = W[ids[n]]  =>  dW[ids[n]] += dout[n]
-    kernels::embedding_backward(ids, dout, weight.grad_buffer());
+    kernels::embedding_backward(ids, dout, dW.buffer());
   });
 }
 
@@ -33,9 +33,10 @@ Var rms_norm(const Var& x, const Var& gain, double eps) {
   Tensor y = Tensor::empty(X.shape(), X.dtype(), X.device());
   Tensor inv_rms = Tensor::empty({N}, kernels::statistics_dtype(X), X.device());
   kernels::rms_norm_forward(X, G, eps, y, inv_rms);
-  return make_op_result(OpId::RmsNorm, y, {x, gain}, [=](const Tensor& dy) {
+  return make_op_result(OpId::RmsNorm, y, {x, gain},
+                        [X, G, inv_rms, dx = GradSlot(x), dg = GradSlot(gain)](const Tensor& dy) {
     // y = x r g with r = (mean(x^2) + eps)^(-1/2)  (see cpu::rms_norm_backward for the algebra)
-    kernels::rms_norm_backward(X, G, inv_rms, dy, grad_if_required(x), grad_if_required(gain));
+    kernels::rms_norm_backward(X, G, inv_rms, dy, dx.if_required(), dg.if_required());
   });
 }
 
@@ -49,9 +50,9 @@ Var rope(const Var& x, double base, int64_t position_offset, const Tensor& row_p
   if (row_positions.defined()) check_same_device("rope", X, row_positions);
   Tensor y = Tensor::empty(X.shape(), X.dtype(), X.device());
   kernels::rope_apply(X, base, position_offset, row_positions, y, false, false);
-  return make_op_result(OpId::Rope, y, {x}, [=](const Tensor& dy) {
+  return make_op_result(OpId::Rope, y, {x}, [=, dx = GradSlot(x)](const Tensor& dy) {
     // y = R(p) x, a rotation per pair  =>  dx += R(p)^T dy = R(-p) dy
-    kernels::rope_apply(dy, base, position_offset, row_positions, x.grad_buffer(), true, true);
+    kernels::rope_apply(dy, base, position_offset, row_positions, dx.buffer(), true, true);
   });
 }
 

@@ -9,9 +9,9 @@ static Var scaled_total(OpId op, const Var& x, double c) {
   const Tensor& X = x.value();
   check_float_any_device(op_name(op), X);
   const Tensor y = kernels::sum_scaled(X, c);  // a () tensor on X's device
-  return make_op_result(op, y, {x}, [=](const Tensor& dy) {
+  return make_op_result(op, y, {x}, [c, dx = GradSlot(x)](const Tensor& dy) {
     // y = c sum_i x_i  =>  dx_i += c dy
-    kernels::sum_scaled_backward(c, dy, x.grad_buffer());
+    kernels::sum_scaled_backward(c, dy, dx.buffer());
   });
 }
 

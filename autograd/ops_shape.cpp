@@ -9,9 +9,9 @@ namespace swiattn {
 Var reshape(const Var& x, const Shape& shape) {
   const Tensor& X = x.value();
   Tensor y = X.reshape(shape);  // shares storage
-  return make_op_result(OpId::Reshape, y, {x}, [=](const Tensor& dy) {
+  return make_op_result(OpId::Reshape, y, {x}, [dx = GradSlot(x)](const Tensor& dy) {
     // y = x viewed as `shape`  =>  dx += dy viewed as x's shape
-    kernels::scale_backward(1.0, dy, x.grad_buffer());
+    kernels::scale_backward(1.0, dy, dx.buffer());
   });
 }
 
@@ -27,9 +27,9 @@ Var transpose(const Var& x, int dim0, int dim1) {
   std::swap(out_shape[d0], out_shape[d1]);
   Tensor y = Tensor::empty(out_shape, X.dtype(), X.device());
   kernels::transpose_copy(X.shape(), d0, d1, X, y, false);
-  return make_op_result(OpId::Transpose, y, {x}, [=](const Tensor& dy) {
+  return make_op_result(OpId::Transpose, y, {x}, [=, dx = GradSlot(x)](const Tensor& dy) {
     // y = x with dims d0, d1 swapped  =>  dx += dy with the same dims swapped back
-    kernels::transpose_copy(out_shape, d0, d1, dy, x.grad_buffer(), true);
+    kernels::transpose_copy(out_shape, d0, d1, dy, dx.buffer(), true);
   });
 }
 
@@ -47,9 +47,10 @@ Var cast(const Var& x, DType dtype) {
                   (kernels::holds_float_dtype(X.device(), DType::F64) ? ", float64" : "") + "), tensor of shape " +
                   shape_str(X.shape()));
   Tensor y = X.to(dtype);  // a copy, rounded once
-  return make_op_result(OpId::Cast, y, {x}, [=](const Tensor& dy) {
+  const DType from = X.dtype();  // the closure keeps x's dtype, not x: the input can be freed
+  return make_op_result(OpId::Cast, y, {x}, [from, dx = GradSlot(x)](const Tensor& dy) {
     // y = round_dtype(x)  =>  dx += dy, converted to x's dtype (the rounding's derivative is 1)
-    kernels::add_into(x.grad_buffer(), dy.dtype() == X.dtype() ? dy : dy.to(X.dtype()));
+    kernels::add_into(dx.buffer(), dy.dtype() == from ? dy : dy.to(from));
   });
 }
 

@@ -18,10 +18,10 @@ void binary_forward(BinaryKind kind, const BroadcastPlan& plan, const Tensor& a,
 
 void binary_backward(BinaryKind kind, const BroadcastPlan& plan, const Tensor& a, const Tensor& b,
                      const Tensor& dout, const Tensor& da, const Tensor& db) {
-  if (on_cuda(a)) return cuda::binary_backward(kind, plan, a, b, dout, da, db);
-  dispatch_float(a.dtype(), "binary_backward", [&](auto zero) {
+  if (on_cuda(dout)) return cuda::binary_backward(kind, plan, a, b, dout, da, db);
+  dispatch_float(dout.dtype(), "binary_backward", [&](auto zero) {
     using T = decltype(zero);
-    cpu::binary_backward<T>(kind, plan, a.data<T>(), b.data<T>(), dout.data<T>(), data_or_null<T>(da),
+    cpu::binary_backward<T>(kind, plan, data_or_null<T>(a), data_or_null<T>(b), dout.data<T>(), data_or_null<T>(da),
                             data_or_null<T>(db));
   });
 }

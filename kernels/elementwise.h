@@ -16,7 +16,8 @@ using cpu::plan_broadcast;
 // out = a (op) b with the broadcasting plan of plan_broadcast(a, b).
 void binary_forward(BinaryKind kind, const BroadcastPlan& plan, const Tensor& a, const Tensor& b,
                     const Tensor& out);
-// add: da += dout, db += dout;  sub: db -= dout;  mul: da += dout b, db += dout a
+// add: da += dout, db += dout;  sub: db -= dout;  mul: da += dout b, db += dout a. Only mul
+// reads a and b: add and sub may pass undefined tensors for them.
 void binary_backward(BinaryKind kind, const BroadcastPlan& plan, const Tensor& a, const Tensor& b,
                      const Tensor& dout, const Tensor& da, const Tensor& db);
 

@@ -66,8 +66,7 @@ int64_t Transformer::parameter_count() const {
 void Transformer::to(Device device) {
   if (device == this->device()) return;
   for (const Var& p : parameters_) {
-    p.zero_grad();
-    p.node()->value = p.value().to(device);  // every handle of this Var sees the moved value
+    p.set_value(p.value().to(device));  // every handle of this Var sees the moved value (grad dropped)
   }
   if (device == Device::CPU) compute_dtype_ = dtype_;
 }

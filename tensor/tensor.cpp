@@ -1,6 +1,7 @@
 #include "tensor/tensor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -92,6 +93,43 @@ int64_t shape_numel(const Shape& shape) {
 // ---------------------------------------------------------------------------------------------
 // Storage
 
+namespace {
+// The CPU's count (CUDA's is the allocator's): storage may be made and freed on any thread.
+std::atomic<int64_t> g_host_bytes_in_use{0};
+std::atomic<int64_t> g_host_peak_bytes{0};
+
+void host_bytes_changed(int64_t delta) {
+  const int64_t now = g_host_bytes_in_use.fetch_add(delta) + delta;
+  int64_t peak = g_host_peak_bytes.load();
+  while (now > peak && !g_host_peak_bytes.compare_exchange_weak(peak, now)) {
+  }
+}
+
+size_t host_block_bytes(size_t bytes) { return ((bytes + 63) / 64) * 64; }
+}  // namespace
+
+TensorMemory tensor_memory(Device device) {
+  if (device == Device::CUDA) {
+#ifdef SWIATTN_HAVE_CUDA
+    const cuda::AllocatorStats s = cuda::allocator_stats();
+    return {static_cast<int64_t>(s.bytes_in_use), static_cast<int64_t>(s.peak_bytes_in_use)};
+#else
+    return {};
+#endif
+  }
+  return {g_host_bytes_in_use.load(), g_host_peak_bytes.load()};
+}
+
+void reset_tensor_memory_peak(Device device) {
+  if (device == Device::CUDA) {
+#ifdef SWIATTN_HAVE_CUDA
+    cuda::reset_peak_bytes_in_use();
+#endif
+    return;
+  }
+  g_host_peak_bytes.store(g_host_bytes_in_use.load());
+}
+
 Storage::Storage(size_t bytes_, Device device_) : bytes(bytes_), device(device_) {
   if (device == Device::CUDA) {
 #ifdef SWIATTN_HAVE_CUDA
@@ -103,16 +141,19 @@ Storage::Storage(size_t bytes_, Device device_) : bytes(bytes_), device(device_)
 #endif
   }
   // 64-byte alignment suits AVX-512 loads; aligned_alloc needs a size that is a multiple of it.
-  const size_t rounded = ((bytes + 63) / 64) * 64;
+  const size_t rounded = host_block_bytes(bytes);
   data = rounded ? std::aligned_alloc(64, rounded) : nullptr;
   if (rounded && !data) throw Error("tensor: out of memory allocating " + std::to_string(bytes) + " bytes");
+  host_bytes_changed(static_cast<int64_t>(rounded));
 }
 
 Storage::~Storage() {
   if (device == Device::CUDA)
     cuda::device_free(data, bytes);  // back to its free list; never throws
-  else
+  else {
     std::free(data);
+    host_bytes_changed(-static_cast<int64_t>(host_block_bytes(bytes)));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

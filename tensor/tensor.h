@@ -64,6 +64,16 @@ struct Storage {
   Device device = Device::CPU;
 };
 
+// Bytes held by tensors' storage on one device now, and the most held at once since the start
+// (or the last reset_tensor_memory_peak). CUDA: the caching allocator's buckets
+// (tensor/cuda/allocator.h), not the blocks it keeps cached; CPU: the aligned blocks.
+struct TensorMemory {
+  int64_t bytes_in_use = 0;
+  int64_t peak_bytes_in_use = 0;
+};
+TensorMemory tensor_memory(Device device);
+void reset_tensor_memory_peak(Device device);  // the peak becomes the bytes in use now
+
 // Maps a C++ element type to its dtype; data<T>() checks it.
 template <class T> struct dtype_of;
 template <> struct dtype_of<float> { static constexpr DType value = DType::F32; };

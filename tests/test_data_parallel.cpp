@@ -276,14 +276,15 @@ std::vector<std::string> train_on_threads(const Config& c, const fs::path& out, 
   return logs;
 }
 
-// metrics.jsonl without the wall-clock fields.
+// metrics.jsonl without the wall-clock fields and the memory peak (a communicator's buffers
+// and the other ranks' threads change it, not the numbers).
 std::vector<json> metrics_of(const fs::path& run) {
   std::vector<json> lines;
   std::ifstream in(run / "metrics.jsonl");
   std::string line;
   while (std::getline(in, line)) {
     json j = json::parse(line);
-    for (const char* clock : {"seconds", "tokens_per_second", "time"}) j.erase(clock);
+    for (const char* clock : {"seconds", "tokens_per_second", "time", "peak_tensor_memory_bytes"}) j.erase(clock);
     lines.push_back(j);
   }
   return lines;

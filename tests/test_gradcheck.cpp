@@ -76,8 +76,8 @@ TEST_CASE("gradcheck: the checker catches a wrong backward") {
     const Tensor X = x[0].value();
     Tensor y = Tensor::empty(X.shape(), DType::F64);
     for (int64_t i = 0; i < X.numel(); ++i) y.data<double>()[i] = X.at(i) * X.at(i);
-    return make_op_result(OpId::Scale, y, {x[0]}, [X, x](const Tensor& dy) {
-      for (int64_t i = 0; i < X.numel(); ++i) x[0].grad_buffer().data<double>()[i] += dy.at(i) * 3.0 * X.at(i);
+    return make_op_result(OpId::Scale, y, {x[0]}, [X, dx = GradSlot(x[0])](const Tensor& dy) {
+      for (int64_t i = 0; i < X.numel(); ++i) dx.buffer().data<double>()[i] += dy.at(i) * 3.0 * X.at(i);
     });
   };
   const auto r = testing::gradcheck(broken_square, {{7}});

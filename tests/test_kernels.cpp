@@ -500,6 +500,43 @@ TEST_CASE("autograd: NoGradGuard builds no graph and restores the mode") {
   CHECK(x.grad().to_vector() == std::vector<double>{2.0, -4.0});
 }
 
+TEST_CASE("autograd: the graph holds what the backward reads, not every value") {
+  // L = sum(0.5 cast64(cast32(r + r))), r = rope(x): rope, add, cast, scale and sum differentiate
+  // without reading a value, so once the forward's handles are gone the graph keeps none of the
+  // four intermediates (1 MiB each); a graph that owned its values would keep them all.
+  const Var x(Tensor::randn({2, 128, 4, 128}, DType::F64, 5), true);
+  const int64_t value_bytes = x.value().numel() * 8;
+  auto build = [&](std::vector<Var>* kept) {
+    std::vector<Var> v{rope(x, 10000.0)};
+    v.push_back(add(v.back(), v.back()));
+    v.push_back(cast(v.back(), DType::F32));
+    v.push_back(cast(v.back(), DType::F64));
+    const Var L = sum(scale(v.back(), 0.5));
+    if (kept) *kept = v;
+    return L;
+  };
+  const int64_t before = tensor_memory(Device::CPU).bytes_in_use;
+  Var L = build(nullptr);
+  CHECK(tensor_memory(Device::CPU).bytes_in_use - before < value_bytes / 8);  // nodes and the scalar
+  L.backward();
+  const std::vector<double> dx = x.grad().to_vector();
+  x.zero_grad();
+  L = Var();
+
+  std::vector<Var> kept;  // the same graph with every intermediate held by a handle
+  L = build(&kept);
+  CHECK(tensor_memory(Device::CPU).bytes_in_use - before >= 3 * value_bytes);  // the count sees them
+  L.backward();
+  CHECK(x.grad().to_vector() == dx);  // the same gradient, bit for bit
+  // mul's backward reads both operands: the graph keeps them after the handles go.
+  kept.clear();
+  L = Var();
+  x.zero_grad();
+  const int64_t before_mul = tensor_memory(Device::CPU).bytes_in_use;
+  L = sum(mul(scale(x, 2.0), scale(x, 3.0)));
+  CHECK(tensor_memory(Device::CPU).bytes_in_use - before_mul >= 2 * value_bytes);
+}
+
 TEST_CASE("autograd: backward rejects a non-scalar output and a graph with nothing to train") {
   const Var x = parameter({1.0, 2.0, 3.0});
   std::string message = "<no exception thrown>";

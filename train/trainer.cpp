@@ -432,11 +432,13 @@ void TrainingRun::log_progress(StepOutcome& s) {
   nlohmann::json line{{"step", done}, {"loss", loss_value}, {"lr", s.lr}, {"grad_norm", grad_norm},
                       {"tokens_per_second", tok_per_s}, {"seconds", secs}, {"seq_len", s.seq_len}};
   log_answer_nll(dp_.answer_nll(*answer_nll_), log_, line);  // [data-parallel] all ranks' rows
-  if (device_ == Device::CUDA) {  // the caching allocator's peak of bytes held by tensors
-    const size_t peak = cuda::allocator_stats().peak_bytes_in_use;
-    summary_.peak_device_bytes = static_cast<int64_t>(peak);
-    log_ << " | peak GPU memory " << std::setprecision(1) << static_cast<double>(peak) / (1 << 20) << " MiB";
-    line["peak_gpu_memory_bytes"] = peak;
+  {  // the most bytes held by tensors at once since the training steps began
+    const int64_t peak = tensor_memory(device_).peak_bytes_in_use;
+    summary_.peak_device_bytes = peak;
+    log_ << (device_ == Device::CUDA ? " | peak GPU memory " : " | peak tensor memory ") << std::setprecision(1)
+         << static_cast<double>(peak) / (1 << 20) << " MiB";
+    line["peak_tensor_memory_bytes"] = peak;
+    if (device_ == Device::CUDA) line["peak_gpu_memory_bytes"] = peak;
   }
   if (has_switch_) {
     log_ << "\n      FA ratio " << std::setprecision(3) << reg.ratio << " (t >= w: " << reg.effective_ratio
@@ -463,7 +465,7 @@ void TrainingRun::log_progress(StepOutcome& s) {
 // The loop: a step, then what is due after it (progress line, validation, checkpoint).
 void TrainingRun::train() {
   dp_.check_same_start(config_, model_->parameters());  // [data-parallel] same configuration and weights everywhere
-  if (device_ == Device::CUDA) cuda::reset_peak_bytes_in_use();  // the peak of the training steps
+  reset_tensor_memory_peak(device_);  // the peak of the training steps
   start_ = std::chrono::steady_clock::now();
   first_step_ = state_.step;
   while (state_.step < tc_.steps) {
@@ -507,7 +509,8 @@ TrainSummary TrainingRun::finish() {
   write_metrics_record(metrics_, "final",
                        {{"final_val_loss", summary_.final_val_loss}, {"initial_val_loss", summary_.initial_val_loss},
                         {"unigram_entropy", summary_.unigram_entropy}, {"tokens", summary_.tokens_trained},
-                        {"seconds", summary_.seconds}, {"peak_gpu_memory_bytes", summary_.peak_device_bytes},
+                        {"seconds", summary_.seconds}, {"peak_tensor_memory_bytes", summary_.peak_device_bytes},
+                        {"peak_gpu_memory_bytes", device_ == Device::CUDA ? summary_.peak_device_bytes : 0},
                         {"skipped_batches", summary_.skipped_batches}});
   return summary_;
 }

@@ -28,7 +28,7 @@ struct TrainSummary {
   std::string sample;             // text generated after training ("" if sample_tokens = 0)
   std::vector<double> final_layer_ratios;  // validation full-attention ratio per switch layer
   int64_t skipped_batches = 0;             // batches skipped for non-finite values
-  int64_t peak_device_bytes = 0;  // train.device "cuda": peak bytes held by tensors while training
+  int64_t peak_device_bytes = 0;  // the most bytes held by tensors at once on train.device while training
 };
 
 // The stages of train.curriculum with their batch sizes filled in (0 -> train.batch_size); one

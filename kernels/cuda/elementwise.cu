@@ -83,12 +83,23 @@ void binary_forward(cpu::BinaryKind kind, const cpu::BroadcastPlan& plan, const 
   });
 }
 
-// d out / d a and d out / d b at one output element (g = dout there).
-__device__ __forceinline__ float grad_a(cpu::BinaryKind kind, float g, float b) {
-  return kind == cpu::BinaryKind::Mul ? g * b : g;
+// d out / d a and d out / d b at one output element (g = dout there). Only mul reads the other
+// operand: add and sub keep neither (autograd/ops_elementwise.cpp), so a and b are null there.
+template <class T>
+__device__ __forceinline__ float grad_a(cpu::BinaryKind kind, float g, const T* b, int64_t ib) {
+  return kind == cpu::BinaryKind::Mul ? g * to_float(b[ib]) : g;
 }
-__device__ __forceinline__ float grad_b(cpu::BinaryKind kind, float g, float a) {
-  return kind == cpu::BinaryKind::Mul ? g * a : kind == cpu::BinaryKind::Sub ? -g : g;
+template <class T>
+__device__ __forceinline__ float grad_b(cpu::BinaryKind kind, float g, const T* a, int64_t ia) {
+  return kind == cpu::BinaryKind::Mul ? g * to_float(a[ia]) : kind == cpu::BinaryKind::Sub ? -g : g;
+}
+
+// The elements of operand a (of_a) or b: the output's, less the dims it repeats along.
+int64_t operand_numel(const cpu::BroadcastPlan& plan, bool of_a) {
+  int64_t n = 1;
+  for (size_t d = 0; d < plan.out.size(); ++d)
+    if ((of_a ? plan.a_stride[d] : plan.b_stride[d]) != 0) n *= plan.out[d];
+  return n;
 }
 
 // An input the size of the output owns one element per thread: plain += (da, db). When a and b
@@ -100,8 +111,8 @@ __global__ void binary_backward_kernel(cpu::BinaryKind kind, BroadcastIndex ix, 
     int64_t ia, ib;
     input_offsets(ix, i, ia, ib);
     const float g = to_float(dout[i]);
-    if (da) add_to(da, ia, grad_a(kind, g, to_float(b[ib])));
-    if (db) add_to(db, ib, grad_b(kind, g, to_float(a[ia])));
+    if (da) add_to(da, ia, grad_a(kind, g, b, ib));
+    if (db) add_to(db, ib, grad_b(kind, g, a, ia));
   }
 }
 
@@ -170,7 +181,7 @@ __global__ void repeated_grad_partial_kernel(cpu::BinaryKind kind, BroadcastInde
       int64_t ia, ib;
       input_offsets(ix, i, ia, ib);
       const float g = to_float(dout[i]);
-      acc += of_a ? grad_a(kind, g, to_float(b[ib])) : grad_b(kind, g, to_float(a[ia]));
+      acc += of_a ? grad_a(kind, g, b, ib) : grad_b(kind, g, a, ia);
     }
     partial[chunk * r.K + k] = acc;
   }
@@ -206,8 +217,8 @@ void binary_backward(cpu::BinaryKind kind, const cpu::BroadcastPlan& plan, const
   const BroadcastIndex ix = broadcast_index("binary op", plan);
   const int64_t n = dout.numel();
   if (n == 0) return;
-  const bool a_repeats = a.numel() != n, b_repeats = b.numel() != n;
-  dispatch(a.dtype(), "binary op", [&](auto zero) {
+  const bool a_repeats = operand_numel(plan, true) != n, b_repeats = operand_numel(plan, false) != n;
+  dispatch(dout.dtype(), "binary op", [&](auto zero) {
     using T = decltype(zero);
     const bool plain_a = da.defined() && !a_repeats, plain_b = db.defined() && !b_repeats;
     if (plain_a || plain_b) {

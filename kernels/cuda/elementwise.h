@@ -13,7 +13,7 @@ SWIATTN_CUDA_FUNCTION(void binary_forward(cpu::BinaryKind kind, const cpu::Broad
                                           const Tensor& a, const Tensor& b, const Tensor& out))
 // out = a + b: da += dout, db += dout;  a - b: db -= dout;  a * b: da += dout b, db += dout a,
 // summed over the positions where an input repeats (in a fixed order, in double: no atomics,
-// the same bits on every run).
+// the same bits on every run). Only mul reads a and b (add, sub: they may be undefined).
 SWIATTN_CUDA_FUNCTION(void binary_backward(cpu::BinaryKind kind, const cpu::BroadcastPlan& plan,
                                            const Tensor& a, const Tensor& b, const Tensor& dout,
                                            const Tensor& da, const Tensor& db))
