@@ -1,6 +1,8 @@
 // kernels/cuda/optimizer.cu: AdamW, gradient norm and clipping, non-finite counts (optimizer.h).
 #include "kernels/cuda/optimizer.h"
 
+#include <algorithm>
+
 #include "tensor/cuda/common.cuh"
 
 namespace swiattn::cuda {
@@ -47,14 +49,28 @@ void adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor&
 
 // ---- gradient norm and clipping ----
 
-constexpr int kNormThreads = 1024;
+// Pass 1: block b squares and sums its own contiguous chunk of g; pass 2: one block adds the
+// blocks' sums in block order. A fixed partition and a fixed order, no atomics: the same bits on
+// every run. (One block over the whole tensor, as before, took 1.3 ms of an 8 ms training step
+// for 46 small gradients: a single SM per tensor.)
+constexpr int kNormThreads = 256;
+constexpr int64_t kNormChunk = 8192;       // elements per block in pass 1, at least
+constexpr int64_t kNormMaxBlocks = 1024;   // pass 2 adds at most this many partial sums
 
-template <class T> __global__ void sum_of_squares_kernel(int64_t n, const T* g, double* out) {
+template <class T> __global__ void sum_of_squares_kernel(int64_t n, int64_t chunk, const T* g, double* partial) {
+  const int64_t begin = int64_t(blockIdx.x) * chunk, end = min(n, begin + chunk);
   double acc = 0.0;
-  for (int64_t k = threadIdx.x; k < n; k += blockDim.x) {
+  for (int64_t k = begin + threadIdx.x; k < end; k += blockDim.x) {
     const double x = to_float(g[k]);
     acc += x * x;
   }
+  acc = block_sum(acc);
+  if (threadIdx.x == 0) partial[blockIdx.x] = acc;
+}
+
+__global__ void add_partial_sums_kernel(int64_t count, const double* partial, double* out) {
+  double acc = 0.0;
+  for (int64_t i = threadIdx.x; i < count; i += blockDim.x) acc += partial[i];
   acc = block_sum(acc);
   if (threadIdx.x == 0) out[0] = acc;
 }
@@ -64,11 +80,21 @@ void sum_of_squares(const Tensor& g, const Tensor& sums, int64_t slot) {
   if (slot < 0 || slot >= sums.numel())
     throw Error("sum_of_squares: slot " + std::to_string(slot) + " out of range for " + shape_str(sums.shape()));
   if (g.device() != Device::CUDA) throw Error("sum_of_squares: the gradient is not on cuda");
+  const int64_t n = g.numel();
+  const int64_t chunk = std::max(kNormChunk, (n + kNormMaxBlocks - 1) / kNormMaxBlocks);
+  const int64_t blocks = std::max<int64_t>(1, (n + chunk - 1) / chunk);
+  double* out = ptr<double>(sums) + slot;
+  // One block writes the sum itself; more write partial sums that pass 2 adds.
+  const Tensor partial = blocks > 1 ? Tensor::empty({blocks}, DType::F64, Device::CUDA) : Tensor();
   dispatch(g.dtype(), "sum_of_squares", [&](auto zero) {
     using T = decltype(zero);
-    sum_of_squares_kernel<<<1, kNormThreads>>>(g.numel(), ptr<T>(g), ptr<double>(sums) + slot);
+    sum_of_squares_kernel<<<unsigned(blocks), kNormThreads>>>(n, chunk, ptr<T>(g), blocks > 1 ? ptr<double>(partial) : out);
     SWIATTN_CUDA_CHECK_LAUNCH("sum_of_squares");
   });
+  if (blocks > 1) {
+    add_partial_sums_kernel<<<1, kNormThreads>>>(blocks, ptr<double>(partial), out);
+    SWIATTN_CUDA_CHECK_LAUNCH("sum_of_squares (partial sums)");
+  }
 }
 
 __global__ void norm_factor_kernel(int64_t slots, const double* sums, double max_norm, double* out) {

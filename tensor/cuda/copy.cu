@@ -2,6 +2,8 @@
 // buffer of common.cuh.
 #include "tensor/cuda/copy.h"
 
+#include <cmath>
+
 #include "tensor/cuda/common.cuh"
 
 namespace swiattn::cuda {
@@ -28,6 +30,13 @@ template <class T> static void launch_fill(const Tensor& t, T value) {
 
 void fill(const Tensor& t, double value) {
   if (t.numel() == 0) return;
+  // +0 is all-zero bytes in every dtype: the driver's memset (in stream order, like the kernels)
+  // writes it at close to copy bandwidth; a fill kernel of one element per thread did not
+  // (gradient buffers start as zeros: 1.1 ms of an 8 ms training step).
+  if (value == 0.0 && !std::signbit(value)) {
+    SWIATTN_CUDA_CHECK(cudaMemsetAsync(t.raw(), 0, t.numel() * dtype_size(t.dtype())));
+    return;
+  }
   switch (t.dtype()) {
     case DType::F32: return launch_fill<float>(t, static_cast<float>(value));
     case DType::F64: return launch_fill<double>(t, value);
