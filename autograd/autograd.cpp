@@ -47,6 +47,9 @@ Tensor& Var::grad_buffer() const { return checked(node_).grad_buffer(); }
 
 void Var::set_value(Tensor value) const {
   Node& n = checked(node_);
+  if (value_->defined() && value.shape() != value_->shape())  // a moved parameter keeps its shape
+    throw Error("Var::set_value: " + (n.name.empty() ? std::string("a Var") : n.name) + " of shape " +
+                shape_str(value_->shape()) + " cannot take a value of shape " + shape_str(value.shape()));
   n.shape = value.shape();
   n.dtype = value.dtype();
   n.device = value.device();

@@ -51,7 +51,7 @@ class Var {
   bool defined() const { return node_ != nullptr; }
   const Tensor& value() const;
   // Replaces the value every handle of this Var sees (a parameter moved to another device);
-  // drops the gradient.
+  // drops the gradient. The shape must stay (an Error names the Var otherwise).
   void set_value(Tensor value) const;
   const Shape& shape() const { return value().shape(); }
   DType dtype() const { return value().dtype(); }

@@ -22,6 +22,7 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/reduce.h"
 #include "tensor/random.h"
+#include "tests/test_util.h"
 
 namespace swiattn {
 namespace {
@@ -535,6 +536,17 @@ TEST_CASE("autograd: the graph holds what the backward reads, not every value") 
   const int64_t before_mul = tensor_memory(Device::CPU).bytes_in_use;
   L = sum(mul(scale(x, 2.0), scale(x, 3.0)));
   CHECK(tensor_memory(Device::CPU).bytes_in_use - before_mul >= 2 * value_bytes);
+}
+
+TEST_CASE("autograd: set_value replaces the value every handle sees, keeps the shape") {
+  const Var p(Tensor::from_vector({1.0, 2.0}, {2}, DType::F64), true, "w");
+  const Var handle = p;
+  p.grad_buffer().fill(3.0);
+  p.set_value(Tensor::from_vector({5.0, 6.0}, {2}, DType::F64));
+  CHECK(handle.value().to_vector() == std::vector<double>{5.0, 6.0});
+  CHECK_FALSE(handle.grad().defined());  // the gradient went with the old value
+  CHECK(testing::contains(testing::error_of([&] { p.set_value(Tensor::zeros({3}, DType::F64)); }),
+                          "w of shape (2) cannot take a value of shape (3)"));
 }
 
 TEST_CASE("autograd: backward rejects a non-scalar output and a graph with nothing to train") {

@@ -24,6 +24,13 @@ static void check_window_rule() {
       CHECK(window_key_count(t, w) == count);
       CHECK(window_has_far_keys(t, w) == (first > 0));
     }
+  // The count of queries with far keys, against counting them one by one.
+  for (I T = 0; T <= 90; ++T)
+    for (I w = 0; w <= 70; ++w) {
+      I far = 0;
+      for (I t = 0; t < T; ++t) far += window_has_far_keys(t, w) ? 1 : 0;
+      CHECK(window_far_queries(T, w) == far);
+    }
   // The inverse: the last of T queries that reads key j.
   for (I T : {I(1), I(3), I(113)})
     for (I w = 0; w <= 9; ++w)

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <functional>
 
+#include "kernels/cpu/window.h"
 #include "kernels/routing.h"
 #include "model/route_count.h"
 
@@ -60,7 +61,7 @@ RegularizerResult efficiency_regularizer(const std::vector<LayerRouting>& routin
   for (int64_t i = 0; i < Ls; ++i) {
     LayerRoutingStats& stats = result.layers[i];
     const int64_t B = routing[i].route.dim(0), T = routing[i].route.dim(1);
-    const RouteCount count = RouteCount::from_sums(s[3 * i], B * T, s[3 * i + 1], T > window ? B * (T - window) : 0);
+    const RouteCount count = RouteCount::from_sums(s[3 * i], B * T, s[3 * i + 1], B * window_far_queries(T, window));
     stats.ratio = count.ratio();
     stats.effective_ratio = count.far_ratio(0.0);
     if (!layer_terms.empty()) {

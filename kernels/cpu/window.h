@@ -38,6 +38,13 @@ SWIATTN_HOST_DEVICE constexpr bool window_has_far_keys(I t, I window) {
   return window_first_key(t, window) > 0;
 }
 
+// How many of T queries have keys outside their window (window_has_far_keys): T - w when
+// T > w >= 1, else 0. The denominators of the "t >= w" statistics.
+template <class I>
+SWIATTN_HOST_DEVICE constexpr I window_far_queries(I T, I window) {
+  return window > 0 && T > window ? T - window : I(0);
+}
+
 // The inverse, for a backward that walks keys: the last of T queries that reads key j
 // (the largest t < T with window_first_key(t, w) <= j).
 template <class I>
