@@ -26,5 +26,7 @@ void scale_by_clip_factor(const Tensor& g, const Tensor& norm_and_factor);
 
 // counts[slot] += the number of NaN or infinite elements of x; counts int32 on x's device.
 void count_nonfinite(const Tensor& x, const Tensor& counts, int64_t slot);
+// counts[i] += the count of xs[i], for every i (all on counts' device; on CUDA in few launches).
+void count_nonfinite_each(const std::vector<Tensor>& xs, const Tensor& counts);
 
 }  // namespace swiattn::kernels

@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/optimizer.h"
 #include "tests/cuda_test_util.h"
 #include "tensor/cuda/device.h"
 #include "train/checkpoint.h"
@@ -144,6 +145,32 @@ TEST_CASE("cuda train: AdamW and gradient clipping on CUDA match the CPU") {
   CHECK(testing::contains(testing::error_of([&] { (void)AdamW({cpu_params[0], gpu_params[1]}); }), "is on cuda but the first is on cpu"));
   CHECK(testing::contains(testing::error_of([&] { (void)AdamW({Var(Tensor::zeros({3}, DType::BF16, Device::CUDA), true)}); }),
                           "CUDA parameters are float32"));
+}
+
+TEST_CASE("cuda train: non-finite counts of many tensors in few launches match the CPU's") {
+  if (skip_without_device("count_nonfinite_each on CUDA")) return;
+  // 70 tensors (3 launches of at most 32), float32 and bfloat16, empty ones, sizes to 300000,
+  // with NaN and infinities planted at the ends and in the middle of some.
+  std::vector<Tensor> cpu, gpu;
+  for (int i = 0; i < 70; ++i) {
+    const int64_t n = i % 9 == 4 ? 0 : (i * 7919) % 300001 + 1;
+    std::vector<double> v(static_cast<size_t>(n), 0.5);
+    if (n > 0 && i % 3 == 0) v.back() = std::nan("");
+    if (n > 2 && i % 5 == 0) v[static_cast<size_t>(n / 2)] = -INFINITY, v.front() = INFINITY;
+    const Tensor t = Tensor::from_vector(v, {n}, DType::F32).to(i % 2 ? DType::BF16 : DType::F32);
+    cpu.push_back(t.to(DType::F32));
+    gpu.push_back(t.to_device());
+  }
+  const Tensor cpu_counts = Tensor::zeros({70}, DType::I32);
+  const Tensor gpu_counts = Tensor::zeros({70}, DType::I32, Device::CUDA);
+  kernels::count_nonfinite_each(cpu, cpu_counts);
+  kernels::count_nonfinite_each(gpu, gpu_counts);
+  CHECK(gpu_counts.to_ints() == cpu_counts.to_ints());
+  int planted = 0;
+  for (int32_t c : cpu_counts.to_ints()) planted += c;
+  CHECK(planted > 30);  // the check has something to find
+  CHECK(testing::contains(testing::error_of([&] { kernels::count_nonfinite_each(gpu, Tensor::zeros({69}, DType::I32, Device::CUDA)); }),
+                          "70 tensors"));
 }
 
 TEST_CASE("cuda train: hard route, adaptive gamma and the non-finite guard match the CPU") {

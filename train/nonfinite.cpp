@@ -19,7 +19,7 @@ namespace {
 int64_t first_nonfinite_tensor(const std::vector<Tensor>& tensors) {
   if (tensors.empty()) return -1;
   const Tensor counts = Tensor::zeros({static_cast<int64_t>(tensors.size())}, DType::I32, tensors.front().device());
-  for (size_t i = 0; i < tensors.size(); ++i) kernels::count_nonfinite(tensors[i], counts, static_cast<int64_t>(i));
+  kernels::count_nonfinite_each(tensors, counts);
   const std::vector<int32_t> c = counts.to_ints();
   for (size_t i = 0; i < c.size(); ++i)
     if (c[i] != 0) return static_cast<int64_t>(i);

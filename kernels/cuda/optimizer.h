@@ -9,6 +9,8 @@
 // small device tensors until the caller copies them (once per step, or when it logs).
 #pragma once
 
+#include <vector>
+
 #include <cstdint>
 
 #include "tensor/cuda/api.h"
@@ -40,5 +42,8 @@ SWIATTN_CUDA_FUNCTION(void scale_by_clip_factor(const Tensor& g, const Tensor& n
 // counts[slot] += the number of NaN or infinite elements of x (float32 or bfloat16); counts is
 // an int32 CUDA tensor.
 SWIATTN_CUDA_FUNCTION(void count_nonfinite(const Tensor& x, const Tensor& counts, int64_t slot))
+// The same for many tensors, counts[slots[i]] += the count of xs[i], in one launch per 32.
+SWIATTN_CUDA_FUNCTION(void count_nonfinite_each(const std::vector<Tensor>& xs, const std::vector<int64_t>& slots,
+                                                const Tensor& counts))
 
 }  // namespace swiattn::cuda
