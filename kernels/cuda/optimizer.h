@@ -9,9 +9,8 @@
 // small device tensors until the caller copies them (once per step, or when it logs).
 #pragma once
 
-#include <vector>
-
 #include <cstdint>
+#include <vector>
 
 #include "tensor/cuda/api.h"
 
