@@ -65,10 +65,8 @@ void count_nonfinite(const Tensor& x, const Tensor& counts, int64_t slot) {
 void count_nonfinite_each(const std::vector<Tensor>& xs, const Tensor& counts) {
   if (static_cast<int64_t>(xs.size()) > counts.numel())
     throw Error("count_nonfinite: " + std::to_string(xs.size()) + " tensors for " + shape_str(counts.shape()) + " counts");
-  std::vector<int64_t> slots(xs.size());
-  for (size_t i = 0; i < xs.size(); ++i) slots[i] = static_cast<int64_t>(i);
-  if (on_cuda(counts)) return cuda::count_nonfinite_each(xs, slots, counts);
-  for (size_t i = 0; i < xs.size(); ++i) count_nonfinite(xs[i], counts, slots[i]);
+  if (on_cuda(counts)) return cuda::count_nonfinite_each(xs, counts);
+  for (size_t i = 0; i < xs.size(); ++i) count_nonfinite(xs[i], counts, static_cast<int64_t>(i));
 }
 
 }  // namespace swiattn::kernels

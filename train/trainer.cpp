@@ -19,7 +19,6 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/tokenizer.h"
-#include "tensor/cuda/allocator.h"
 #include "tensor/cuda/device.h"
 #include "train/checkpoint.h"
 #include "model/safetensors.h"

@@ -157,23 +157,26 @@ __global__ void count_nonfinite_kernel(CountList list, int32_t* counts) {
   if (threadIdx.x == 0 && c) atomicAdd(counts + list.slot[e], c);  // integers: any order, same sum
 }
 
-void count_nonfinite_each(const std::vector<Tensor>& xs, const std::vector<int64_t>& slots, const Tensor& counts) {
+// counts[first_slot + i] += the count of xs[i].
+static void count_nonfinite_from(const std::vector<Tensor>& xs, int64_t first_slot, const Tensor& counts) {
   check_cuda_tensor("count_nonfinite", counts, DType::I32);
+  if (first_slot < 0 || first_slot + static_cast<int64_t>(xs.size()) > counts.numel())
+    throw Error("count_nonfinite: slot " + std::to_string(first_slot) +
+                (xs.size() == 1 ? "" : " and the " + std::to_string(xs.size() - 1) + " after it") +
+                " out of range for " + shape_str(counts.shape()));
   for (size_t first = 0; first < xs.size(); first += kCountTensors) {
     CountList list{};
     int entries = 0;
     int64_t largest = 0;
     for (size_t i = first; i < std::min(xs.size(), first + kCountTensors); ++i) {
       const Tensor& x = xs[i];
-      if (slots[i] < 0 || slots[i] >= counts.numel())
-        throw Error("count_nonfinite: slot " + std::to_string(slots[i]) + " out of range for " + shape_str(counts.shape()));
       if (x.device() != Device::CUDA) throw Error("count_nonfinite: the tensor is not on cuda");
       if (x.dtype() != DType::F32 && x.dtype() != DType::BF16)
         throw Error(std::string("count_nonfinite: float32 or bfloat16 on cuda, got ") + dtype_name(x.dtype()));
       if (x.numel() == 0) continue;
       list.data[entries] = x.raw();
       list.numel[entries] = x.numel();
-      list.slot[entries] = static_cast<int32_t>(slots[i]);
+      list.slot[entries] = static_cast<int32_t>(first_slot + static_cast<int64_t>(i));
       list.bf16[entries] = x.dtype() == DType::BF16;
       largest = std::max(largest, x.numel());
       ++entries;
@@ -185,6 +188,7 @@ void count_nonfinite_each(const std::vector<Tensor>& xs, const std::vector<int64
   }
 }
 
-void count_nonfinite(const Tensor& x, const Tensor& counts, int64_t slot) { count_nonfinite_each({x}, {slot}, counts); }
+void count_nonfinite(const Tensor& x, const Tensor& counts, int64_t slot) { count_nonfinite_from({x}, slot, counts); }
+void count_nonfinite_each(const std::vector<Tensor>& xs, const Tensor& counts) { count_nonfinite_from(xs, 0, counts); }
 
 }  // namespace swiattn::cuda

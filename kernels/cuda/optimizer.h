@@ -41,8 +41,7 @@ SWIATTN_CUDA_FUNCTION(void scale_by_clip_factor(const Tensor& g, const Tensor& n
 // counts[slot] += the number of NaN or infinite elements of x (float32 or bfloat16); counts is
 // an int32 CUDA tensor.
 SWIATTN_CUDA_FUNCTION(void count_nonfinite(const Tensor& x, const Tensor& counts, int64_t slot))
-// The same for many tensors, counts[slots[i]] += the count of xs[i], in one launch per 32.
-SWIATTN_CUDA_FUNCTION(void count_nonfinite_each(const std::vector<Tensor>& xs, const std::vector<int64_t>& slots,
-                                                const Tensor& counts))
+// The same for many tensors, counts[i] += the count of xs[i], in one launch per 32.
+SWIATTN_CUDA_FUNCTION(void count_nonfinite_each(const std::vector<Tensor>& xs, const Tensor& counts))
 
 }  // namespace swiattn::cuda
