@@ -94,14 +94,6 @@ __device__ __forceinline__ float grad_b(cpu::BinaryKind kind, float g, const T* 
   return kind == cpu::BinaryKind::Mul ? g * to_float(a[ia]) : kind == cpu::BinaryKind::Sub ? -g : g;
 }
 
-// The elements of operand a (of_a) or b: the output's, less the dims it repeats along.
-int64_t operand_numel(const cpu::BroadcastPlan& plan, bool of_a) {
-  int64_t n = 1;
-  for (size_t d = 0; d < plan.out.size(); ++d)
-    if ((of_a ? plan.a_stride[d] : plan.b_stride[d]) != 0) n *= plan.out[d];
-  return n;
-}
-
 // An input the size of the output owns one element per thread: plain += (da, db). When a and b
 // are the same tensor (x * x), both += run in the same thread, one after the other.
 template <class T>
@@ -217,7 +209,8 @@ void binary_backward(cpu::BinaryKind kind, const cpu::BroadcastPlan& plan, const
   const BroadcastIndex ix = broadcast_index("binary op", plan);
   const int64_t n = dout.numel();
   if (n == 0) return;
-  const bool a_repeats = operand_numel(plan, true) != n, b_repeats = operand_numel(plan, false) != n;
+  // From the plan, not the operands (add and sub pass none): an input repeats along some output dim.
+  const bool a_repeats = repeat_index(plan, true).R > 1, b_repeats = repeat_index(plan, false).R > 1;
   dispatch(dout.dtype(), "binary op", [&](auto zero) {
     using T = decltype(zero);
     const bool plain_a = da.defined() && !a_repeats, plain_b = db.defined() && !b_repeats;
